@@ -1,0 +1,37 @@
+"""The models a running server holds, by id; the routes look them up here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from glm_edge.errors import ModelNotFoundError
+
+
+@dataclass
+class ModelRegistry:
+    chat: dict[str, Any] = field(default_factory=dict)  # id -> glm_edge.chat.ChatModel
+    embedders: dict[str, Any] = field(default_factory=dict)  # id -> glm_edge.embed.Embedder
+    keywords: dict[str, Any] = field(default_factory=dict)  # id -> glm_edge.keywords.KeywordExtractor
+    created: dict[str, int] = field(default_factory=dict)  # id -> unix time it was loaded
+    loading: bool = True  # False once every model is loaded
+
+    @staticmethod
+    def _pick(table: dict[str, Any], name: str | None, what: str) -> Any:
+        if not table:
+            raise ModelNotFoundError(f"this server has no {what} model loaded")
+        if name is None or name == "":
+            return next(iter(table.values()))
+        if name in table:
+            return table[name]
+        known = ", ".join(sorted(table))
+        raise ModelNotFoundError(f"the {what} model '{name}' does not exist on this server; loaded: {known}")
+
+    def chat_model(self, name: str | None) -> Any:
+        return self._pick(self.chat, name, "chat")
+
+    def embedder(self, name: str | None) -> Any:
+        return self._pick(self.embedders, name, "embedding")
+
+    def keyword_extractor(self, name: str | None) -> Any:
+        return self._pick(self.keywords, name, "keyword")
