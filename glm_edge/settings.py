@@ -1,0 +1,112 @@
+"""Server settings: command-line flags > environment (GLM_EDGE_*, GLM_MODEL, API_PORT) > TOML file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import json
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of `glm-edge serve`. The TOML file uses the same names (e.g. `port = 8300`)."""
+
+    model_config = SettingsConfigDict(env_prefix="GLM_EDGE_", extra="forbid", populate_by_name=True)
+
+    model: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("model", "GLM_EDGE_MODEL", "GLM_MODEL"),
+        description="chat model: a catalog id, a local GGUF path or a Hugging Face repo id "
+        "(default: the embedded Gemma-3-270M)",
+    )
+    embedding: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="embedding models to serve: catalog ids or ONNX folders (default: the embedded all-MiniLM-L6-v2)",
+    )
+    no_embedding: bool = Field(default=False, description="serve no embedding model")
+    no_chat: bool = Field(default=False, description="serve no chat model")
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(
+        default=8200, ge=1, le=65535,
+        validation_alias=AliasChoices("port", "GLM_EDGE_PORT", "API_PORT"),
+        description="port to listen on",
+    )
+    parallel: int = Field(default=4, ge=1, le=256, description="sequences decoded together (slots)")
+    ctx_size: int = Field(default=4096, ge=256, description="context length of each slot, in tokens")
+    batch_size: int = Field(default=512, ge=32, description="tokens per decode step (prompt chunks + decodes)")
+    n_gpu_layers: int = Field(default=-1, description="layers offloaded to the GPU (-1: all when CUDA is present)")
+    flash_attn: bool = Field(default=False, description="use flash attention")
+    cache_type: str | None = Field(default=None, description="KV cache type: f16, q8_0, q4_0 ...")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads (default: all cores)")
+    max_queue: int = Field(default=64, ge=1, description="requests that may wait for a slot before 429")
+    chat_template: Path | None = Field(default=None, description="a Jinja file that overrides the model's chat template")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("api_keys", "GLM_EDGE_API_KEYS"),
+        description="accepted API keys (Authorization: Bearer K or API-KEY: K); none = open",
+    )
+    api_key_file: Path | None = Field(default=None, description="a file with one accepted API key per line")
+    models_dir: Path | None = Field(default=None, description="where downloaded and converted models live")
+    embed_threads: int | None = Field(default=None, ge=1, description="ONNX Runtime threads for embeddings")
+    log_level: str = Field(default="info", description="debug, info, warning, error")
+    config: Path | None = Field(default=None, description="a TOML file with any of these settings")
+
+    @field_validator("embedding", "api_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_path())
+
+    def accepted_keys(self) -> list[str]:
+        keys = list(self.api_keys)
+        if self.api_key_file is not None:
+            lines = self.api_key_file.read_text(encoding="utf-8").splitlines()
+            keys.extend(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+        return keys
+
+
+_CONFIG_FILE: Path | None = None
+
+
+def _config_path() -> Path | None:
+    return _CONFIG_FILE
+
+
+def load_settings(config: Path | None = None, **flags: Any) -> Settings:
+    """Build settings from flags (None values mean: not given), the environment and an optional TOML file."""
+    global _CONFIG_FILE
+    import os
+
+    config = config or (Path(os.environ["GLM_EDGE_CONFIG"]) if os.environ.get("GLM_EDGE_CONFIG") else None)
+    if config is not None and not config.is_file():
+        from glm_edge.errors import ConfigError
+
+        raise ConfigError(f"config file not found: {config}")
+    _CONFIG_FILE = config
+    given = {key: value for key, value in flags.items() if value is not None and value != () and value != []}
+    try:
+        return Settings(config=config, **given)
+    finally:
+        _CONFIG_FILE = None
