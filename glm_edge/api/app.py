@@ -1,0 +1,157 @@
+"""The FastAPI application: every route on one app, models loaded in the background at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from glm_edge.api.auth import KeyChecker
+from glm_edge.api.errors import install_error_handlers
+from glm_edge.api.metrics import CONTENT_TYPE, Metrics
+from glm_edge.api.protocol import HealthResponse
+from glm_edge.registry import ModelRegistry
+from glm_edge.settings import Settings
+
+log = logging.getLogger("glm_edge.api")
+
+Loader = Callable[[ModelRegistry], None]
+
+
+class MetricsMiddleware:
+    """Counts requests per route and status; pure ASGI so streaming and disconnects pass through untouched."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_count(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = scope.get("route")
+                path = getattr(route, "path", "unmatched")
+                self.metrics.observe_request(path, status, started)
+            await send(message)
+
+        await self.app(scope, receive, send_and_count)
+
+
+def _stats(registry: ModelRegistry) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for name, model in {**registry.chat, **registry.embedders}.items():
+        stats = getattr(model, "stats", None)
+        if callable(stats):
+            try:
+                out[name] = stats()
+            except Exception:  # a scrape must never fail because one model is closing
+                log.debug("stats of %s failed", name, exc_info=True)
+    return out
+
+
+def create_app(settings: Settings, *, loader: Loader | None = None,
+               registry: ModelRegistry | None = None) -> FastAPI:
+    """Build the app. `loader` fills the registry in a worker thread after start-up (health says 503 until
+    it is done); without one, the registry given is served as it is."""
+    registry = registry or ModelRegistry(loading=loader is not None)
+    if loader is None:
+        registry.loading = False
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if loader is not None:
+            task = asyncio.create_task(_load(app, loader, registry))
+        try:
+            yield
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+            await asyncio.to_thread(_close_all, registry)
+
+    app = FastAPI(title="glm-edge", version=_version(), lifespan=lifespan)
+    metrics = Metrics(lambda: _stats(registry))
+    keys = KeyChecker(settings.accepted_keys())
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.metrics = metrics
+    app.state.keys = keys
+    app.state.load_error = None
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_error_handlers(app)
+
+    async def require_key(request: Request) -> None:
+        keys.check(request)
+
+    from glm_edge.api import embeddings, glm, openai
+
+    guarded = [Depends(require_key)]
+    app.include_router(openai.router, dependencies=guarded)
+    app.include_router(glm.router, dependencies=guarded)
+    app.include_router(embeddings.router, dependencies=guarded)
+
+    @app.get("/health", response_model=HealthResponse)
+    async def health() -> Any:
+        if app.state.load_error:
+            return JSONResponse({"status": "error", "error": {"message": app.state.load_error,
+                                                               "type": "internal_error"}}, status_code=500)
+        if registry.loading:
+            return JSONResponse(HealthResponse(status="loading").model_dump(), status_code=503)
+        return HealthResponse(status="ok")
+
+    @app.get("/metrics", dependencies=guarded)
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> Any:
+        from glm_edge.web import page_path
+
+        return FileResponse(page_path(), media_type="text/html")
+
+    return app
+
+
+async def _load(app: FastAPI, loader: Loader, registry: ModelRegistry) -> None:
+    try:
+        await asyncio.to_thread(loader, registry)
+        registry.loading = False
+        log.info("all models loaded: %s", ", ".join([*registry.chat, *registry.embedders]))
+    except Exception as exc:  # reported by /health and by the CLI, which stops the server
+        app.state.load_error = f"{type(exc).__name__}: {exc}"
+        log.error("loading models failed: %s", app.state.load_error)
+        on_failure = getattr(app.state, "on_load_failure", None)
+        if on_failure is not None:
+            on_failure(app.state.load_error)
+
+
+def _close_all(registry: ModelRegistry) -> None:
+    for model in [*registry.chat.values(), *registry.embedders.values()]:
+        close = getattr(model, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                log.debug("closing a model failed", exc_info=True)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("glm-edge")
+    except PackageNotFoundError:
+        return "0.0.0"
