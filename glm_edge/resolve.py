@@ -1,0 +1,127 @@
+"""Turn what a user names on the command line (catalog id, file, folder, hub repo) into files on disk.
+
+Resolution is fast and happens before the server starts, so a bad name ends with one clear line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from glm_edge.catalog import CatalogEntry, load_catalog
+from glm_edge.defaults import DEFAULT_CHAT_ID, DEFAULT_EMBEDDING_ID, default_chat_gguf, models_home
+from glm_edge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ChatSpec:
+    id: str  # the name clients use in "model"
+    gguf: Path
+    entry: CatalogEntry | None
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    id: str
+    source: Path  # an ONNX folder, or a sentence-transformers checkpoint to convert once
+    entry: CatalogEntry | None
+
+
+def _local_folder(name: str, home: Path) -> Path:
+    """Where `glm-edge download` puts a catalog id or repo (see glm_edge.hub)."""
+    return home / name.replace("/", "--")
+
+
+def _ggufs(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    found = sorted(p for p in folder.rglob("*.gguf") if not p.name.endswith(".incomplete"))
+    # a split GGUF loads from its first part
+    return [p for p in found if "-of-" not in p.stem or "-00001-of-" in p.stem]
+
+
+def _pick_gguf(candidates: list[Path], label: str) -> Path:
+    if len(candidates) == 1:
+        return candidates[0]
+    order = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "F16", "BF16", "F32"]
+    for quant in order:
+        for path in candidates:
+            if quant.lower() in path.name.lower():
+                return path
+    names = ", ".join(p.name for p in candidates)
+    raise ConfigError(f"{label} has several GGUF files ({names}); name the file to serve")
+
+
+def resolve_chat(spec: str | None, home: Path | None = None) -> ChatSpec:
+    home = home or models_home()
+    catalog = load_catalog()
+    if spec is None or spec == DEFAULT_CHAT_ID:
+        return ChatSpec(DEFAULT_CHAT_ID, default_chat_gguf(home), catalog.get(DEFAULT_CHAT_ID))
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"GGUF file not found: {path}")
+        entry = _entry_for_filename(path.name)
+        return ChatSpec(entry.id if entry else path.stem, path, entry)
+    if path.is_dir():
+        found = _ggufs(path)
+        if not found:
+            raise ConfigError(f"no .gguf file in {path}; convert it first: glm-edge convert {path} --type Q4_K_M")
+        chosen = _pick_gguf(found, str(path))
+        entry = _entry_for_filename(path.name)
+        return ChatSpec(entry.id if entry else path.name, chosen, entry)
+    entry = catalog.get(spec) or (catalog.by_repo(spec) if "/" in spec else None)
+    if entry is not None and entry.kind != "chat":
+        raise ConfigError(f"'{spec}' is an embedding model; serve it with --embedding {entry.id}")
+    if entry is None and "/" not in spec:
+        chat_ids = ", ".join(e.id for e in catalog.of_kind("chat"))
+        raise ConfigError(f"unknown model '{spec}': not a file, a folder, a repo id or a catalog id ({chat_ids})")
+    folders = [_local_folder(spec, home)]
+    if entry is not None:
+        folders += [_local_folder(entry.id, home), _local_folder(entry.repo, home)]
+        if entry.gguf_repo:
+            folders.append(_local_folder(entry.gguf_repo, home))
+    for folder in folders:
+        found = _ggufs(folder)
+        if found:
+            return ChatSpec(entry.id if entry else spec, _pick_gguf(found, str(folder)), entry)
+    hint = f"glm-edge download {spec} --gguf Q4_K_M" if (entry is None or entry.gguf_repo) else (
+        f"glm-edge download {spec} && glm-edge convert {_local_folder(entry.id, home)} --type Q4_K_M")
+    raise ConfigError(f"model '{spec}' has no GGUF under {home}; get one with: {hint}")
+
+
+def _entry_for_filename(name: str) -> CatalogEntry | None:
+    """A catalog entry whose id the file or folder name starts with (e.g. glm-4-9b-chat-Q4_K_M.gguf)."""
+    lowered = name.lower()
+    best = None
+    for entry in load_catalog().entries.values():
+        if lowered.startswith(entry.id.lower()) and (best is None or len(entry.id) > len(best.id)):
+            best = entry
+    return best
+
+
+def resolve_embedding(spec: str | None, home: Path | None = None) -> EmbeddingSpec:
+    home = home or models_home()
+    catalog = load_catalog()
+    if spec is None or spec == DEFAULT_EMBEDDING_ID:
+        from glm_edge.defaults import default_embedding_checkpoint
+
+        return EmbeddingSpec(DEFAULT_EMBEDDING_ID, default_embedding_checkpoint(), catalog.get(DEFAULT_EMBEDDING_ID))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        entry = _entry_for_filename(path.name)
+        return EmbeddingSpec(entry.id if entry else path.name.removesuffix("-onnx"), path, entry)
+    if path.suffix == ".onnx" or path.exists():
+        raise ConfigError(f"an embedding model is a folder (model.onnx + tokenizer.json), not a file: {path}")
+    entry = catalog.get(spec) or (catalog.by_repo(spec) if "/" in spec else None)
+    if entry is not None and entry.kind != "embedding":
+        raise ConfigError(f"'{spec}' is a chat model, not an embedding model")
+    if entry is None and "/" not in spec:
+        ids = ", ".join(e.id for e in catalog.of_kind("embedding"))
+        raise ConfigError(f"unknown embedding model '{spec}': not a folder, a repo id or a catalog id ({ids})")
+    name = entry.id if entry else spec
+    for folder in (_local_folder(name + "-onnx", home), _local_folder(name, home),
+                   *( [_local_folder(entry.repo, home)] if entry else [])):
+        if (folder / "model.onnx").is_file() or (folder / "config.json").is_file():
+            return EmbeddingSpec(name, folder, entry)
+    raise ConfigError(f"embedding model '{spec}' is not under {home}; get it with: glm-edge download {spec}")
