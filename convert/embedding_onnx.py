@@ -257,6 +257,7 @@ def convert_embedding(src: Path | str, out_dir: Path | str, *, int8: bool = Fals
             "version": FORMAT_VERSION,
             "architecture": enc.architecture,
             "dimensions": enc.hidden_size,
+            "pad_token_id": enc.pad_token_id,
             "pooling": meta["pooling"],
             "normalize": meta["normalize"],
             "max_seq_length": meta["max_seq_length"],
