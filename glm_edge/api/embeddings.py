@@ -1,0 +1,80 @@
+"""Embedding and keyword routes: OpenAI `POST /v1/embeddings`, GLM-API `POST /embedding` and `POST /keyword`."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+
+from glm_edge.api.protocol import (
+    EmbeddingData,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    GlmEmbeddingRequest,
+    GlmEmbeddingResponse,
+    Keyword,
+    KeywordRequest,
+    KeywordResponse,
+)
+from glm_edge.errors import InvalidRequestError
+
+router = APIRouter()
+
+
+def _registry(request: Request) -> Any:
+    return request.app.state.registry
+
+
+def _split_input(value: Any) -> tuple[list[str] | None, list[list[int]] | None]:
+    """OpenAI's four input forms -> texts or token-id lists."""
+    if isinstance(value, str):
+        return [value], None
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return None, [list(value)]
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return None, [list(v) for v in value]
+    return list(value), None
+
+
+@router.post("/v1/embeddings", response_model=EmbeddingResponse)
+async def create_embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
+    embedder = _registry(request).embedder(body.model)
+    texts, token_ids = _split_input(body.input)
+    if token_ids is not None:
+        result = await embedder.embed_token_ids(token_ids, truncate=body.truncate, dimensions=body.dimensions)
+    else:
+        result = await embedder.embed(texts or [], truncate=body.truncate, dimensions=body.dimensions)
+    data = []
+    for i, vector in enumerate(result.vectors):
+        if body.encoding_format == "base64":  # OpenAI: little-endian float32 bytes, base64
+            encoded: Any = base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+        else:
+            encoded = vector.tolist()
+        data.append(EmbeddingData(embedding=encoded, index=i))
+    usage = EmbeddingUsage(prompt_tokens=result.total_tokens, total_tokens=result.total_tokens)
+    return EmbeddingResponse(data=data, model=embedder.id, usage=usage)
+
+
+@router.post("/embedding", response_model=GlmEmbeddingResponse)
+async def glm_embedding(body: GlmEmbeddingRequest, request: Request) -> GlmEmbeddingResponse:
+    embedder = _registry(request).embedder(body.model)
+    prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+    result = await embedder.embed(prompts)
+    return GlmEmbeddingResponse(data=np.asarray(result.vectors, dtype=np.float64).tolist(), model=embedder.id)
+
+
+@router.post("/keyword", response_model=KeywordResponse)
+async def glm_keyword(body: KeywordRequest, request: Request) -> KeywordResponse:
+    extractor = _registry(request).keyword_extractor(body.model)
+    low, high = body.ngram_range
+    if not 1 <= low <= high <= 4:
+        raise InvalidRequestError("ngram_range must be [low, high] with 1 <= low <= high <= 4", param="ngram_range")
+    if body.vocab is not None and not [v for v in body.vocab if v.strip()]:
+        raise InvalidRequestError("vocab must hold at least one non-empty entry", param="vocab")
+    found = await extractor.extract(body.input, vocab=body.vocab, top_n=body.top, use_mmr=body.mmr,
+                                    use_maxsum=body.maxsum, diversity=body.diversity,
+                                    ngram_range=(low, high), nr_candidates=body.nr_candidates)
+    return KeywordResponse(model=extractor.id, keywords=[Keyword(name=name, similarity=score) for name, score in found])
