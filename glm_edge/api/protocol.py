@@ -12,6 +12,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from glm_edge.engine.types import SamplingParams
+
 
 def random_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
@@ -177,6 +179,36 @@ class SamplingFields(RequestModel):
             if not -100.0 <= bias <= 100.0:
                 raise ValueError(f"logit_bias values must be in [-100, 100], got {bias}")
         return value
+
+
+    def to_sampling_params(self, defaults: dict[str, Any], *, max_tokens: int | None, stop_token_ids: list[int],
+                           logprobs: bool, top_logprobs: int, grammar: str | None) -> SamplingParams:
+        """The one place a request becomes engine parameters: omitted fields take the model's defaults,
+        then OpenAI's."""
+
+        def pick(name: str, fallback: Any) -> Any:
+            value = getattr(self, name)
+            return value if value is not None else defaults.get(name, fallback)
+
+        bias = {int(k): float(v) for k, v in (self.logit_bias or {}).items()}
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=pick("temperature", 1.0),
+            top_p=pick("top_p", 1.0),
+            top_k=pick("top_k", 0),
+            min_p=pick("min_p", 0.0),
+            repetition_penalty=pick("repetition_penalty", 1.0),
+            presence_penalty=pick("presence_penalty", 0.0),
+            frequency_penalty=pick("frequency_penalty", 0.0),
+            seed=self.seed,
+            stop=list(self.stop or []),
+            stop_token_ids=list(stop_token_ids),
+            logit_bias=bias,
+            grammar=grammar,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
+            n=self.n,
+        )
 
 
 class ChatCompletionRequest(SamplingFields):

@@ -1,0 +1,128 @@
+"""Text completions (`/v1/completions`): a raw prompt, no chat template, no parsers."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from glm_edge.api.errors import error_body
+from glm_edge.api.protocol import (
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionResponse,
+    Usage,
+    now,
+    random_id,
+)
+from glm_edge.api.serving_chat import SSE_HEADERS, sse
+from glm_edge.engine.types import GenerationChunk, TokenLogprob
+from glm_edge.errors import GlmEdgeError, InvalidRequestError
+
+
+def _prompt_tokens(request: CompletionRequest, model: Any) -> list[int]:
+    prompt = request.prompt
+    if isinstance(prompt, list) and len(prompt) == 1 and not isinstance(prompt[0], int):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        if prompt == "":
+            raise InvalidRequestError("prompt must not be empty", param="prompt")
+        return model.engine.tokenize(prompt, add_special=True, parse_special=False)
+    if prompt and all(isinstance(t, int) for t in prompt):
+        return list(prompt)
+    raise InvalidRequestError("one prompt per request: a string or a list of token ids", param="prompt")
+
+
+def _logprobs(items: list[TokenLogprob]) -> CompletionLogprobs:
+    out = CompletionLogprobs()
+    offset = 0
+    for item in items:
+        out.tokens.append(item.token)
+        out.token_logprobs.append(item.logprob)
+        out.top_logprobs.append({c.token: c.logprob for c in item.top})
+        out.text_offset.append(offset)
+        offset += len(item.token)
+    return out
+
+
+async def create_completion(request: CompletionRequest, raw: Request) -> Any:
+    model = raw.app.state.registry.chat_model(request.model)
+    if request.suffix:
+        raise InvalidRequestError("suffix (fill-in-the-middle) is not supported", param="suffix")
+    tokens = _prompt_tokens(request, model)
+    want_logprobs = request.logprobs is not None
+    params = request.to_sampling_params(model.defaults, max_tokens=request.max_tokens,
+                                        stop_token_ids=model.stop_token_ids, logprobs=want_logprobs,
+                                        top_logprobs=request.logprobs or 0, grammar=None)
+    request_id = random_id("cmpl")
+    stream = model.engine.generate(tokens, params, request_id)
+    try:
+        first = await stream.__anext__()
+    except StopAsyncIteration:
+        first = None
+    echo = model.engine.detokenize(tokens) if request.echo else ""
+    metrics = raw.app.state.metrics
+
+    async def chunks() -> AsyncIterator[GenerationChunk]:
+        try:
+            if first is not None:
+                yield first
+                async for chunk in stream:
+                    yield chunk
+        finally:
+            await stream.aclose()
+
+    if request.stream:
+        return StreamingResponse(_stream(request, model.id, request_id, echo, chunks(), len(tokens), metrics),
+                                 media_type="text/event-stream", headers=SSE_HEADERS)
+    texts = {i: echo for i in range(request.n)}
+    lps: dict[int, list[TokenLogprob]] = {i: [] for i in range(request.n)}
+    finish: dict[int, str] = {}
+    generated: dict[int, int] = {}
+    async for chunk in chunks():
+        texts[chunk.index] += chunk.text
+        lps[chunk.index].extend(chunk.logprobs or [])
+        generated[chunk.index] = chunk.completion_tokens
+        if chunk.finish_reason:
+            finish[chunk.index] = chunk.finish_reason
+    total = sum(generated.values())
+    metrics.count_tokens(model.id, len(tokens), total)
+    choices = [CompletionChoice(index=i, text=texts[i], finish_reason=finish.get(i, "stop"),
+                                logprobs=_logprobs(lps[i]) if want_logprobs else None) for i in range(request.n)]
+    return CompletionResponse(id=request_id, model=model.id, choices=choices,
+                              usage=Usage(prompt_tokens=len(tokens), completion_tokens=total,
+                                          total_tokens=len(tokens) + total))
+
+
+async def _stream(request: CompletionRequest, model_id: str, request_id: str, echo: str,
+                  chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> AsyncIterator[str]:
+    created = now()
+    generated: dict[int, int] = {}
+
+    def body(index: int, text: str, finish: str | None, logprobs: CompletionLogprobs | None = None) -> str:
+        response = CompletionResponse(id=request_id, created=created, model=model_id,
+                                      choices=[CompletionChoice(index=index, text=text, finish_reason=finish,
+                                                                logprobs=logprobs)])
+        return sse(response.model_dump_json(exclude={"usage"}))
+
+    try:
+        if echo:
+            for index in range(request.n):
+                yield body(index, echo, None)
+        async for chunk in chunks:
+            generated[chunk.index] = chunk.completion_tokens
+            lp = _logprobs(chunk.logprobs or []) if request.logprobs is not None else None
+            if chunk.text or chunk.finish_reason:
+                yield body(chunk.index, chunk.text, chunk.finish_reason, lp)
+        total = sum(generated.values())
+        metrics.count_tokens(model_id, n_prompt, total)
+        if request.stream_options and request.stream_options.include_usage:
+            usage = CompletionResponse(id=request_id, created=created, model=model_id, choices=[],
+                                       usage=Usage(prompt_tokens=n_prompt, completion_tokens=total,
+                                                   total_tokens=n_prompt + total))
+            yield sse(usage.model_dump_json())
+    except GlmEdgeError as exc:
+        yield sse(error_body(exc).model_dump_json())
+    yield sse("[DONE]")
