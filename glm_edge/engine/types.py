@@ -31,6 +31,7 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     n: int = 1  # choices sharing one prompt
+    skip_special_tokens: bool = True  # control tokens (e.g. <|user|>) render as "" in the text; False shows them
 
 
 @dataclass
