@@ -1,0 +1,250 @@
+"""OpenAI chat messages -> the form each model family's chat template expects.
+
+Two steps:
+
+1. ``normalize_messages``: validate what the client sent (``history`` prepended, content as a string
+   or a list of text parts, assistant ``tool_calls``, ``tool`` results) into plain dicts.
+2. ``to_template_input``: per family, the message list and top-level ``tools`` variable that the
+   family's template reads (see DESIGN.md §4):
+
+   - ``chatglm`` (glm-4-9b-chat): tools ride on a *system message* carrying a ``tools`` key; ``tool``
+     results become ``observation`` turns; an assistant message with ``tool_calls`` becomes one
+     ``{"role": "assistant", "metadata": name, "content": arguments}`` per call.
+   - ``glm4`` (GLM-4-0414) and ``glm-z1``: the same message shapes; tools go in the top-level
+     ``tools`` variable, which the template renders into the system turn. Z1 drops the reasoning of
+     earlier assistant turns.
+   - ``deepseek-r1`` (R1 distills): earlier assistant turns lose their reasoning; tools are refused.
+   - ``gemma``: plain user/assistant turns; tools are refused.
+   - ``generic``: any other template: OpenAI-shaped messages, top-level ``tools``.
+
+Every mistake is an ``InvalidRequestError`` (HTTP 400) naming the message at fault.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+from glm_edge.errors import InvalidRequestError
+
+FAMILIES = ("chatglm", "glm4", "glm-z1", "deepseek-r1", "gemma", "generic")
+_TOOL_FAMILIES = {"chatglm", "glm4", "glm-z1", "generic"}
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function", "observation"}
+THINK_END = "</think>"
+
+
+def supports_tools(family: str) -> bool:
+    _check_family(family)
+    return family in _TOOL_FAMILIES
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown chat family {family!r}; valid: {', '.join(FAMILIES)}")
+
+
+def _as_dict(obj: Any, where: str) -> dict[str, Any]:
+    if hasattr(obj, "model_dump"):  # a pydantic wire model
+        obj = obj.model_dump(exclude_none=True)
+    if not isinstance(obj, Mapping):
+        raise InvalidRequestError(f"{where} must be an object", param=where)
+    return dict(obj)
+
+
+def _text_content(content: Any, where: str) -> str | None:
+    """A message's content as one string: a string, null, or a list of text parts (joined by newlines)."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            part = _as_dict(part, f"{where}.content[{j}]")
+            kind = part.get("type", "text")
+            if kind in ("text", "input_text"):
+                text = part.get("text")
+                if not isinstance(text, str):
+                    raise InvalidRequestError(f"{where}.content[{j}].text must be a string", param=where)
+                texts.append(text)
+            else:
+                raise InvalidRequestError(
+                    f"{where}.content[{j}] has type {kind!r}; this server's chat models take text parts only",
+                    param=where)
+        return "\n".join(texts)
+    raise InvalidRequestError(f"{where}.content must be a string, null or a list of text parts", param=where)
+
+
+def _tool_calls(raw: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise InvalidRequestError(f"{where}.tool_calls must be a list", param=where)
+    calls = []
+    for j, call in enumerate(raw):
+        here = f"{where}.tool_calls[{j}]"
+        call = _as_dict(call, here)
+        kind = call.get("type", "function")
+        if kind != "function":
+            raise InvalidRequestError(f"{here}.type must be 'function'", param=where)
+        fn = _as_dict(call.get("function"), f"{here}.function")
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequestError(f"{here}.function.name must be a non-empty string", param=where)
+        args = fn.get("arguments", "{}")
+        if isinstance(args, (dict, list)):
+            args = json.dumps(args, ensure_ascii=False)
+        elif not isinstance(args, str):
+            raise InvalidRequestError(f"{here}.function.arguments must be a JSON string", param=where)
+        calls.append({"id": str(call.get("id") or f"call_{j}"), "type": "function",
+                      "function": {"name": name, "arguments": args}})
+    return calls
+
+
+def normalize_messages(messages: Iterable[Any], history: Iterable[Any] | None = None) -> list[dict[str, Any]]:
+    """Validated messages, ``history`` first. Each is ``{"role", "content": str | None}`` plus
+    ``tool_calls`` (assistant), ``tool_call_id``/``name`` (tool) and ``reasoning_content`` when given.
+    ``developer`` becomes ``system``; the legacy ``function`` role and GLM's ``observation`` become ``tool``."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
+        raise InvalidRequestError("messages must be a list", param="messages")
+    earlier: list[Any] = []
+    if history is not None:
+        if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
+            raise InvalidRequestError("history must be a list of messages", param="history")
+        earlier = list(history)
+    items = [("history", i, m) for i, m in enumerate(earlier)]
+    items += [("messages", i, m) for i, m in enumerate(list(messages))]
+    if not any(src == "messages" for src, _, _ in items):
+        raise InvalidRequestError("messages must not be empty", param="messages")
+
+    out: list[dict[str, Any]] = []
+    for src, i, raw in items:
+        where = f"{src}[{i}]"
+        msg = _as_dict(raw, where)
+        role = msg.get("role")
+        if role not in _ROLES:
+            raise InvalidRequestError(
+                f"{where}.role must be one of system, user, assistant, tool (got {role!r})", param=src)
+        role = {"developer": "system", "function": "tool", "observation": "tool"}.get(role, role)
+        content = _text_content(msg.get("content"), where)
+        norm: dict[str, Any] = {"role": role, "content": content}
+        if role == "assistant":
+            if msg.get("tool_calls"):
+                norm["tool_calls"] = _tool_calls(msg["tool_calls"], where)
+            elif msg.get("function_call"):  # the legacy single-call form
+                norm["tool_calls"] = _tool_calls([{"type": "function", "function": msg["function_call"]}], where)
+            elif content is None:
+                raise InvalidRequestError(f"{where}: an assistant message needs content or tool_calls", param=src)
+            reasoning = msg.get("reasoning_content")
+            if isinstance(reasoning, str):
+                norm["reasoning_content"] = reasoning
+        elif content is None:
+            raise InvalidRequestError(f"{where}: a {role} message needs content", param=src)
+        if role == "tool":
+            for key in ("tool_call_id", "name"):
+                if isinstance(msg.get(key), str):
+                    norm[key] = msg[key]
+        out.append(norm)
+    return out
+
+
+def normalize_tools(tools: Any, tool_choice: Any = None) -> list[dict[str, Any]]:
+    """The offered function tools in OpenAI form, narrowed by ``tool_choice`` ("none" offers none;
+    ``{"type": "function", "function": {"name": N}}`` offers only N; "auto"/"required"/None offer all)."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise InvalidRequestError("tools must be a list", param="tools")
+    out = []
+    for i, tool in enumerate(tools):
+        tool = _as_dict(tool, f"tools[{i}]")
+        if tool.get("type", "function") != "function":
+            raise InvalidRequestError(f"tools[{i}].type must be 'function'", param="tools")
+        fn = _as_dict(tool.get("function"), f"tools[{i}].function")
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise InvalidRequestError(f"tools[{i}].function.name must be a non-empty string", param="tools")
+        out.append({"type": "function", "function": fn})
+    if tool_choice is None or tool_choice in ("auto", "required"):
+        return out
+    if tool_choice == "none":
+        return []
+    choice = _as_dict(tool_choice, "tool_choice")
+    name = (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), Mapping) else None
+    chosen = [t for t in out if t["function"]["name"] == name]
+    if not chosen:
+        raise InvalidRequestError(f"tool_choice names a function that is not in tools: {name!r}", param="tool_choice")
+    return chosen
+
+
+def tool_names(tools: list[dict[str, Any]]) -> list[str]:
+    return [t["function"]["name"] for t in tools]
+
+
+def strip_reasoning(content: str) -> str:
+    """The visible answer of an earlier assistant turn: the text after the last ``</think>``."""
+    if THINK_END in content:
+        return content.split(THINK_END)[-1].lstrip()
+    return content
+
+
+def _glm_messages(messages: list[dict[str, Any]], *, drop_reasoning: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        role, content = msg["role"], msg["content"] or ""
+        if role == "tool":
+            out.append({"role": "observation", "content": content})
+        elif role == "assistant":
+            if drop_reasoning:
+                content = strip_reasoning(content)
+            if msg.get("tool_calls"):
+                if content.strip():
+                    out.append({"role": "assistant", "metadata": "", "content": content})
+                for call in msg["tool_calls"]:
+                    out.append({"role": "assistant", "metadata": call["function"]["name"],
+                                "content": call["function"]["arguments"]})
+            else:
+                out.append({"role": "assistant", "metadata": "", "content": content})
+        else:
+            out.append({"role": role, "content": content})
+    return out
+
+
+def _refuse_tools(family: str, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+    if tools:
+        raise InvalidRequestError(f"tool calling is not supported by {model}: its chat template has no tools",
+                                  param="tools")
+    for i, msg in enumerate(messages):
+        if msg["role"] == "tool" or msg.get("tool_calls"):
+            raise InvalidRequestError(
+                f"messages[{i}]: tool calls and tool results are not supported by {model}", param="messages")
+
+
+def to_template_input(family: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                      *, model: str = "this model") -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """(messages, tools) for the template of ``family``, from ``normalize_messages``/``normalize_tools`` output.
+    The second item is the template's top-level ``tools`` variable (None when the family has none)."""
+    _check_family(family)
+    tools = tools or []
+    if family == "chatglm":
+        out = _glm_messages(messages, drop_reasoning=False)
+        if tools:
+            out.insert(0, {"role": "system", "content": "", "tools": tools})
+        return out, None
+    if family in ("glm4", "glm-z1"):
+        return _glm_messages(messages, drop_reasoning=family == "glm-z1"), tools or None
+    if family == "deepseek-r1":
+        _refuse_tools(family, model, messages, tools)
+        out = []
+        for msg in messages:
+            content = msg["content"] or ""
+            if msg["role"] == "assistant":
+                content = strip_reasoning(content)
+            out.append({"role": msg["role"], "content": content})
+        return out, None
+    if family == "gemma":
+        _refuse_tools(family, model, messages, tools)
+        return [{"role": m["role"], "content": m["content"] or ""} for m in messages], None
+    # generic: OpenAI shapes, as transformers-style templates read them
+    out = []
+    for msg in messages:
+        item = {k: v for k, v in msg.items() if k != "reasoning_content"}
+        if item["content"] is None:
+            item["content"] = ""
+        out.append(item)
+    return out, tools or None
