@@ -38,6 +38,7 @@ class CatalogEntry:
     gguf_repo: str = ""
     embedded: bool = False
     template: str = ""
+    chat_family: str = "generic"
     files: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     reasoning_parser: str = ""
