@@ -1,0 +1,110 @@
+"""Reference measurements in this process, on the same GGUF: what a user would otherwise run.
+
+- `llama_baseline`: llama-cpp-python's high-level `Llama` (non-stream and stream), greedy.
+- `bare_batched_loop`: the plainest batched-decode loop on the low-level API (one `llama_decode` per step,
+  greedy sampler, no scheduling), the ceiling our engine's per-step overhead is judged against.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import llama_cpp
+
+from glm_edge.engine.batch import Batch
+from glm_edge.engine.model import LlamaModel
+
+
+@dataclass
+class BaselineResult:
+    name: str
+    streams: int
+    completion_tokens: int
+    seconds: float
+    ttft_s: float | None = None
+
+    @property
+    def tok_s(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tok_s"] = self.tok_s
+        return d
+
+
+def llama_baseline(model_path: str, prompt: str, max_tokens: int, *, stream: bool, n_ctx: int = 4096,
+                   n_threads: int | None = None, n_gpu_layers: int = -1, repeats: int = 1) -> BaselineResult:
+    """`Llama.create_completion` greedy, `max_tokens` tokens (EOS ignored through a logit bias)."""
+    n_threads = n_threads or os.cpu_count() or 1
+    llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                          n_gpu_layers=n_gpu_layers, verbose=False)
+    try:
+        bias = {llm.token_eos(): -1e9}
+        best: BaselineResult | None = None
+        for _ in range(max(1, repeats)):
+            llm.reset()  # no prompt cache between repeats: each run pays its prefill, as a fresh request would
+            t0 = time.perf_counter()
+            ttft = None
+            n = 0
+            if stream:
+                for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
+                                                   logit_bias=bias):
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+                n = max_tokens if n == 0 else n
+                n = max_tokens
+            else:
+                out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, logit_bias=bias)
+                n = out["usage"]["completion_tokens"]
+            dt = time.perf_counter() - t0
+            res = BaselineResult("llama-cpp-python Llama " + ("stream" if stream else "non-stream"), 1, n, dt, ttft)
+            if best is None or res.tok_s > best.tok_s:
+                best = res
+        return best
+    finally:
+        llm.close()
+
+
+def bare_batched_loop(model_path: str, n_seq: int, n_tokens: int, *, prompt: str = "Once upon a time",
+                      n_threads: int | None = None, n_ctx_per_seq: int = 1024) -> BaselineResult:
+    """`n_seq` copies of one prompt decoded together, greedy, `n_tokens` each; tokens/s over the decode steps."""
+    n_threads = n_threads or os.cpu_count() or 1
+    model = LlamaModel(model_path)
+    p = llama_cpp.llama_context_default_params()
+    p.n_ctx = n_ctx_per_seq * n_seq
+    p.n_seq_max = n_seq
+    p.n_batch = max(512, n_seq)
+    p.n_threads = n_threads
+    p.n_threads_batch = n_threads
+    p.no_perf = True
+    ctx = llama_cpp.llama_init_from_model(model.model, p)
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+    try:
+        tokens = model.tokenize(prompt, add_special=True)
+        batch = Batch(max(512, n_seq * len(tokens)))
+        for s in range(n_seq):
+            batch.add_span(tokens, 0, s, True)
+        last = [(s + 1) * len(tokens) - 1 for s in range(n_seq)]
+        if llama_cpp.llama_decode(ctx, batch.as_llama_batch()) != 0:
+            raise RuntimeError("llama_decode failed on the prompt")
+        t0 = time.perf_counter()
+        pos = len(tokens)
+        generated = 0
+        for _ in range(n_tokens):
+            next_tokens = [llama_cpp.llama_sampler_sample(chain, ctx, i) for i in last]
+            generated += n_seq
+            batch.clear()
+            last = [batch.add(t, pos, s, True) for s, t in enumerate(next_tokens)]
+            pos += 1
+            if llama_cpp.llama_decode(ctx, batch.as_llama_batch()) != 0:
+                raise RuntimeError("llama_decode failed")
+        dt = time.perf_counter() - t0
+        return BaselineResult(f"bare batched loop x{n_seq}", n_seq, generated, dt)
+    finally:
+        llama_cpp.llama_sampler_free(chain)
+        llama_cpp.llama_free(ctx)
+        model.close()

@@ -1,0 +1,162 @@
+"""A loaded GGUF model and its vocabulary, through llama-cpp-python's low-level bindings.
+
+Everything here only reads the model and the vocabulary, which llama.cpp allows from any thread, so the
+API layer may tokenize on the event loop while the decode thread runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import llama_cpp
+
+from glm_edge.errors import ConfigError, InvalidRequestError
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def init_backend(verbose: bool = False) -> None:
+    """Initialise llama.cpp once per process and route its log through llama-cpp-python's logger."""
+    global _backend_ready
+    from llama_cpp import _logger
+
+    _logger.set_verbose(verbose)
+    with _backend_lock:
+        if not _backend_ready:
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+def supports_gpu_offload() -> bool:
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class LlamaModel:
+    """Weights + vocabulary. Owns the `llama_model`; free with `close()`."""
+
+    def __init__(self, path: str | Path, *, n_gpu_layers: int = -1, main_gpu: int = 0,
+                 verbose: bool = False) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"model file not found: {path}")
+        init_backend(verbose)
+        params = llama_cpp.llama_model_default_params()
+        if n_gpu_layers < 0:
+            n_gpu_layers = 999 if supports_gpu_offload() else 0
+        params.n_gpu_layers = n_gpu_layers
+        params.main_gpu = main_gpu
+        self.path = str(path)
+        self.n_gpu_layers = n_gpu_layers
+        model = llama_cpp.llama_model_load_from_file(self.path.encode(), params)
+        if not model:
+            raise ConfigError(f"llama.cpp could not load {path} (not a GGUF model, or an unsupported architecture)")
+        self.model = model
+        self.vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
+        self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
+        self.n_swa = int(llama_cpp.llama_model_n_swa(model))
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        self._piece_cache = lru_cache(maxsize=65536)(self._piece_uncached)
+        self._eog = lru_cache(maxsize=None)(self._is_eog_uncached)
+
+    # --- vocabulary -------------------------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        n_max = len(data) + 8
+        buf = (llama_cpp.llama_token * n_max)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_special, parse_special)
+        if n < 0:  # buffer too small: -n is the size needed
+            n_max = -n
+            buf = (llama_cpp.llama_token * n_max)()
+            n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_special, parse_special)
+            if n < 0:
+                raise InvalidRequestError("the text could not be tokenized")
+        return list(buf[:n])
+
+    def token_to_piece(self, token_id: int, special: bool = True) -> bytes:
+        """The bytes of one token (special tokens rendered as their text when `special`)."""
+        return self._piece_cache(int(token_id), bool(special))
+
+    def _piece_uncached(self, token_id: int, special: bool) -> bytes:
+        if not 0 <= token_id < self.n_vocab:
+            raise InvalidRequestError(f"token id {token_id} is outside the vocabulary (0..{self.n_vocab - 1})")
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self.vocab, token_id, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token_id, buf, -n, 0, special)
+        return buf.raw[:n]
+
+    def detokenize(self, token_ids: list[int], *, special: bool = False) -> str:
+        if not token_ids:
+            return ""
+        for t in token_ids:
+            if not 0 <= int(t) < self.n_vocab:
+                raise InvalidRequestError(f"token id {t} is outside the vocabulary (0..{self.n_vocab - 1})")
+        arr = (llama_cpp.llama_token * len(token_ids))(*token_ids)
+        size = max(64, 16 * len(token_ids))
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_detokenize(self.vocab, arr, len(token_ids), buf, size, False, special)
+        if n < 0:
+            size = -n
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_detokenize(self.vocab, arr, len(token_ids), buf, size, False, special)
+        return buf.raw[:n].decode("utf-8", errors="replace")
+
+    def is_eog(self, token_id: int) -> bool:
+        return self._eog(int(token_id))
+
+    def _is_eog_uncached(self, token_id: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token_id))
+
+    def is_control(self, token_id: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_control(self.vocab, token_id))
+
+    def eos_token_id(self) -> int:
+        return int(llama_cpp.llama_vocab_eos(self.vocab))
+
+    def bos_token_id(self) -> int:
+        return int(llama_cpp.llama_vocab_bos(self.vocab))
+
+    def eot_token_id(self) -> int:
+        return int(llama_cpp.llama_vocab_eot(self.vocab))
+
+    # --- metadata ---------------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, str]:
+        """All GGUF key/values as strings (arrays are summarised by llama.cpp; the chat template is whole)."""
+        out: dict[str, str] = {}
+        count = int(llama_cpp.llama_model_meta_count(self.model))
+        for i in range(count):
+            key = self._meta_string(llama_cpp.llama_model_meta_key_by_index, i)
+            out[key] = self._meta_string(llama_cpp.llama_model_meta_val_str_by_index, i)
+        template = llama_cpp.llama_model_chat_template(self.model, None)
+        if template:
+            out["tokenizer.chat_template"] = template.decode("utf-8", errors="replace")
+        return out
+
+    def _meta_string(self, fn, i: int) -> str:
+        size = 256
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = fn(self.model, i, buf, size)
+            if n < 0:
+                return ""
+            if n < size:
+                return buf.value.decode("utf-8", errors="replace")
+            size = n + 1
+
+    def description(self) -> str:
+        buf = ctypes.create_string_buffer(256)
+        llama_cpp.llama_model_desc(self.model, buf, 256)
+        return buf.value.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if getattr(self, "model", None):
+            llama_cpp.llama_model_free(self.model)
+            self.model = None

@@ -1,0 +1,98 @@
+"""Per-sequence sampling with llama.cpp's own sampler chains, and logprobs read only when asked."""
+
+from __future__ import annotations
+
+import ctypes
+
+import llama_cpp
+import numpy as np
+
+from glm_edge.engine.types import SamplingParams, TokenLogprob
+from glm_edge.errors import InvalidRequestError
+
+PENALTY_LAST_N = 64  # llama.cpp's and llama-cpp-python's default window for repetition penalties
+
+
+class SamplerChain:
+    """One `llama_sampler` chain for one sequence; `sample()` picks the token and accepts it."""
+
+    def __init__(self, params: SamplingParams, *, vocab, n_vocab: int, seed: int | None) -> None:
+        chain_params = llama_cpp.llama_sampler_chain_default_params()
+        chain_params.no_perf = True
+        self._chain = llama_cpp.llama_sampler_chain_init(chain_params)
+        try:
+            self._build(params, vocab, n_vocab, seed)
+        except BaseException:
+            self.free()
+            raise
+
+    def _add(self, sampler) -> None:
+        if not sampler:
+            raise InvalidRequestError("llama.cpp refused a sampler setting")
+        llama_cpp.llama_sampler_chain_add(self._chain, sampler)
+
+    def _build(self, p: SamplingParams, vocab, n_vocab: int, seed: int | None) -> None:
+        if p.logit_bias:
+            items = [(int(t), float(b)) for t, b in p.logit_bias.items()]
+            for t, _ in items:
+                if not 0 <= t < n_vocab:
+                    raise InvalidRequestError(f"logit_bias token id {t} is outside the vocabulary (0..{n_vocab - 1})",
+                                              param="logit_bias")
+            arr = (llama_cpp.llama_logit_bias * len(items))(*[llama_cpp.llama_logit_bias(t, b) for t, b in items])
+            self._add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(items), arr))
+        if p.grammar:
+            grammar = llama_cpp.llama_sampler_init_grammar(vocab, p.grammar.encode("utf-8"), b"root")
+            if not grammar:
+                raise InvalidRequestError("the grammar could not be parsed (GBNF with a `root` rule expected)",
+                                          param="response_format")
+            self._add(grammar)
+        if p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0:
+            if p.repetition_penalty <= 0:
+                raise InvalidRequestError("repetition_penalty must be > 0", param="repetition_penalty")
+            self._add(llama_cpp.llama_sampler_init_penalties(
+                n_vocab, PENALTY_LAST_N, p.repetition_penalty, p.frequency_penalty, p.presence_penalty))
+        if p.temperature <= 0.0:
+            self._add(llama_cpp.llama_sampler_init_greedy())
+            return
+        if p.top_k > 0:
+            self._add(llama_cpp.llama_sampler_init_top_k(p.top_k))
+        if p.top_p < 1.0:
+            self._add(llama_cpp.llama_sampler_init_top_p(p.top_p, 1))
+        if p.min_p > 0.0:
+            self._add(llama_cpp.llama_sampler_init_min_p(p.min_p, 1))
+        self._add(llama_cpp.llama_sampler_init_temp(p.temperature))
+        dist_seed = llama_cpp.LLAMA_DEFAULT_SEED if seed is None else int(seed) & 0xFFFFFFFF
+        self._add(llama_cpp.llama_sampler_init_dist(dist_seed))
+
+    def sample(self, ctx, output_index: int) -> int:
+        return int(llama_cpp.llama_sampler_sample(self._chain, ctx, output_index))
+
+    def free(self) -> None:
+        if self._chain:
+            llama_cpp.llama_sampler_free(self._chain)
+            self._chain = None
+
+    def __del__(self) -> None:  # safety net; the scheduler frees chains explicitly
+        try:
+            self.free()
+        except Exception:
+            pass
+
+
+def logprobs_for(ctx, output_index: int, n_vocab: int, token_id: int, top_n: int,
+                 piece: "callable") -> TokenLogprob:
+    """Log-softmax of the model's logits row for one output (read only when a request asks for logprobs)."""
+    ptr = llama_cpp.llama_get_logits_ith(ctx, output_index)
+    row = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
+    row = row.astype(np.float64)
+    peak = row.max()
+    logz = peak + np.log(np.exp(row - peak).sum())
+    top: list[TokenLogprob] = []
+    if top_n > 0:
+        idx = np.argpartition(-row, min(top_n, n_vocab - 1))[:top_n]
+        idx = idx[np.argsort(-row[idx], kind="stable")]
+        for t in idx:
+            b = piece(int(t))
+            top.append(TokenLogprob(b.decode("utf-8", errors="replace"), int(t), float(row[t] - logz), list(b)))
+    b = piece(token_id)
+    return TokenLogprob(b.decode("utf-8", errors="replace"), token_id, float(row[token_id] - logz), list(b), top)
