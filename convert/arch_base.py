@@ -9,8 +9,8 @@ import gguf
 
 from glm_edge.errors import ConfigError
 
-from ..safetensors_reader import Checkpoint
-from ..tensors import TensorJob, passthrough, tensor_name
+from .safetensors_reader import Checkpoint
+from .tensors import TensorJob, passthrough, tensor_name
 
 T = gguf.MODEL_TENSOR
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from glm_edge.errors import ConfigError
 
-from .base import ModelParams
-from .chatglm import ChatGlmConverter
-from .glm import GlmConverter
-from .glm4 import Glm4Converter
-from .llama import LlamaConverter
-from .qwen2 import Qwen2Converter
-from .spec import ArchConverter
+from .arch_base import ModelParams
+from .arch_chatglm import ChatGlmConverter
+from .arch_glm import GlmConverter
+from .arch_glm4 import Glm4Converter
+from .arch_llama import LlamaConverter
+from .arch_qwen2 import Qwen2Converter
+from .arch_spec import ArchConverter
 
 _CONVERTERS: tuple[type[ArchConverter], ...] = (
     ChatGlmConverter, GlmConverter, Glm4Converter, Qwen2Converter, LlamaConverter)

@@ -11,7 +11,7 @@ import gguf
 
 from glm_edge.errors import ConfigError
 
-from .arch import converter_for
+from .arch_registry import converter_for
 from .atomic import scratch_file
 from .gguf_out import DIRECT_TYPES, write_gguf
 from .quantize import ftype_of, quantize_gguf
