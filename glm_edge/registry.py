@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from glm_edge.errors import ModelNotFoundError
+from glm_edge.errors import ModelLoadingError, ModelNotFoundError
 
 
 @dataclass
@@ -16,8 +16,9 @@ class ModelRegistry:
     created: dict[str, int] = field(default_factory=dict)  # id -> unix time it was loaded
     loading: bool = True  # False once every model is loaded
 
-    @staticmethod
-    def _pick(table: dict[str, Any], name: str | None, what: str) -> Any:
+    def _pick(self, table: dict[str, Any], name: str | None, what: str) -> Any:
+        if self.loading and (not table or (name and name not in table)):
+            raise ModelLoadingError("the models are still loading; try again shortly", retry_after=2.0)
         if not table:
             raise ModelNotFoundError(f"this server has no {what} model loaded")
         if name is None or name == "":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, AsyncIterator
 
@@ -57,7 +58,8 @@ def grammar_for(request: ChatCompletionRequest) -> str | None:
 async def create_chat_completion(request: ChatCompletionRequest, raw: Request) -> Any:
     registry = raw.app.state.registry
     model = registry.chat_model(request.model)
-    prompt_tokens = model.prompt_tokens(request)
+    rendered = model.render(request)
+    prompt_tokens = model.tokenize_prompt(rendered.prompt)
     limit = request.new_token_limit()
     params = request.to_sampling_params(
         model.defaults, max_tokens=limit, stop_token_ids=model.stop_token_ids,
@@ -67,9 +69,10 @@ async def create_chat_completion(request: ChatCompletionRequest, raw: Request) -
     first = await _first_chunk(stream)  # queue-full / context errors surface here, before the 200
     metrics = raw.app.state.metrics
     if request.stream:
-        return StreamingResponse(_stream(request, model, request_id, first, stream, len(prompt_tokens), metrics),
+        return StreamingResponse(_stream(request, model, rendered.tool_names, request_id, first, stream,
+                                         len(prompt_tokens), metrics),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
-    return await _complete(request, model, request_id, first, stream, len(prompt_tokens), metrics)
+    return await _complete(request, model, rendered.tool_names, request_id, first, stream, len(prompt_tokens), metrics)
 
 
 async def _first_chunk(stream: AsyncIterator[GenerationChunk]) -> GenerationChunk | None:
@@ -92,31 +95,30 @@ async def _chunks(first: GenerationChunk | None, stream: Any) -> AsyncIterator[G
         await stream.aclose()
 
 
-async def _complete(request: ChatCompletionRequest, model: Any, request_id: str, first: GenerationChunk | None,
-                    stream: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> ChatCompletionResponse:
-    parsers = [model.output_parser(request) for _ in range(request.n)]
+async def _complete(request: ChatCompletionRequest, model: Any, tool_names: list[str], request_id: str,
+                    first: GenerationChunk | None, stream: AsyncIterator[GenerationChunk], n_prompt: int,
+                    metrics: Any) -> ChatCompletionResponse:
+    texts = [""] * request.n
     finish: dict[int, str] = {}
     logprobs: dict[int, list[TokenLogprob]] = {i: [] for i in range(request.n)}
     completion_tokens: dict[int, int] = {}
     chunks = _chunks(first, stream)
     try:
         async for chunk in chunks:
-            parsers[chunk.index].feed(chunk.text)
+            texts[chunk.index] += chunk.text
             if chunk.logprobs:
                 logprobs[chunk.index].extend(chunk.logprobs)
             completion_tokens[chunk.index] = chunk.completion_tokens
             if chunk.finish_reason is not None:
-                parsers[chunk.index].finish()
                 finish[chunk.index] = chunk.finish_reason
     finally:
         await chunks.aclose()
     choices = []
-    for index, parser in enumerate(parsers):
-        result = parser.result()
-        reason = "tool_calls" if result.tool_calls else finish.get(index, "stop")
-        message = AssistantMessage(content=result.content if (result.content or not result.tool_calls) else None,
-                                   reasoning_content=result.reasoning or None,
-                                   tool_calls=result.tool_calls or None)
+    for index, text in enumerate(texts):
+        parser = model.output_parser(tool_names)  # fresh per choice
+        parsed = parser.parse(text)
+        reason = parser.finish_reason(finish.get(index, "stop"))
+        message = AssistantMessage.model_validate(parsed.to_openai_message())
         choices.append(ChatChoice(index=index, message=message, finish_reason=reason,
                                   logprobs=ChoiceLogprobs(content=logprob_entries(logprobs[index]))
                                   if request.logprobs else None))
@@ -127,17 +129,21 @@ async def _complete(request: ChatCompletionRequest, model: Any, request_id: str,
                                               total_tokens=n_prompt + generated))
 
 
-async def _stream(request: ChatCompletionRequest, model: Any, request_id: str, first: GenerationChunk | None,
-                  stream: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> AsyncIterator[str]:
+async def _stream(request: ChatCompletionRequest, model: Any, tool_names: list[str], request_id: str,
+                  first: GenerationChunk | None, stream: AsyncIterator[GenerationChunk], n_prompt: int,
+                  metrics: Any) -> AsyncIterator[str]:
     created = now()
-    parsers = [model.output_parser(request) for _ in range(request.n)]
+    parsers = [model.output_parser(tool_names) for _ in range(request.n)]  # fresh per choice
     completion_tokens: dict[int, int] = {}
     chunks = _chunks(first, stream)
 
     def chunk_json(choice: ChatChunkChoice | None, usage: Usage | None = None) -> str:
         body = ChatCompletionChunk(id=request_id, created=created, model=model.id,
                                    choices=[choice] if choice else [], usage=usage)
-        return sse(body.model_dump_json(exclude={"usage"} if usage is None else None))
+        data = body.model_dump(exclude_none=True)  # deltas carry only what is new
+        for item in data["choices"]:
+            item.setdefault("finish_reason", None)
+        return sse(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
     try:
         for index in range(request.n):
@@ -145,14 +151,17 @@ async def _stream(request: ChatCompletionRequest, model: Any, request_id: str, f
         async for chunk in chunks:
             parser = parsers[chunk.index]
             completion_tokens[chunk.index] = chunk.completion_tokens
-            delta = parser.feed(chunk.text)
+            deltas = parser.feed(chunk.text) if chunk.text else []
             if chunk.finish_reason is not None:
-                delta = delta.merge(parser.finish())
+                deltas += parser.finish()
             lp = ChoiceLogprobs(content=logprob_entries(chunk.logprobs)) if request.logprobs and chunk.logprobs else None
-            if not delta.empty() or lp is not None:
-                yield chunk_json(ChatChunkChoice(index=chunk.index, delta=delta.to_wire(), logprobs=lp))
+            if lp is not None and not deltas:
+                yield chunk_json(ChatChunkChoice(index=chunk.index, delta=DeltaMessage(), logprobs=lp))
+            for position, delta in enumerate(deltas):
+                wire = DeltaMessage.model_validate(delta.to_openai())
+                yield chunk_json(ChatChunkChoice(index=chunk.index, delta=wire, logprobs=lp if position == 0 else None))
             if chunk.finish_reason is not None:
-                reason = "tool_calls" if parser.result().tool_calls else chunk.finish_reason
+                reason = parser.finish_reason(chunk.finish_reason)
                 yield chunk_json(ChatChunkChoice(index=chunk.index, delta=DeltaMessage(), finish_reason=reason))
         generated = sum(completion_tokens.values())
         metrics.count_tokens(model.id, n_prompt, generated)

@@ -1,0 +1,54 @@
+"""A served chat model: its engine plus the facts that make chat right for it (template, family, stop ids,
+generation defaults, reasoning and tool parsers), resolved once at load time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from glm_edge.api.protocol import ChatCompletionRequest
+from glm_edge.catalog import CatalogEntry
+from glm_edge.chat.output import ChatOutputParser
+from glm_edge.chat.prompt import RenderedPrompt, render_chat_prompt
+from glm_edge.chat.template import ChatTemplate
+
+
+def _dump(items: list[Any] | None) -> list[dict[str, Any]] | None:
+    return None if items is None else [item.model_dump(exclude_none=True, by_alias=True) for item in items]
+
+
+@dataclass
+class ChatModel:
+    id: str
+    engine: Any  # glm_edge.engine.types.Engine
+    template: ChatTemplate
+    family: str = "generic"
+    entry: CatalogEntry | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    stop_token_ids: list[int] = field(default_factory=list)
+    reasoning_parser: str = ""
+    tool_parser: str = ""
+    bos_token: str = ""
+    eos_token: str = ""
+
+    def render(self, request: ChatCompletionRequest) -> RenderedPrompt:
+        choice = request.tool_choice
+        if choice is not None and not isinstance(choice, str):
+            choice = choice.model_dump()
+        return render_chat_prompt(self.template, self.family, _dump(request.messages), history=_dump(request.history),
+                                  tools=_dump(request.tools), tool_choice=choice, bos_token=self.bos_token,
+                                  eos_token=self.eos_token, model=self.id)
+
+    def tokenize_prompt(self, prompt: str) -> list[int]:
+        """Special tokens parsed, no BOS added: the templates emit their own."""
+        return self.engine.tokenize(prompt, add_special=False, parse_special=True)
+
+    def output_parser(self, tool_names: list[str]) -> ChatOutputParser:
+        """A fresh parser for one choice of one request."""
+        return ChatOutputParser.create(self.reasoning_parser or None, self.tool_parser or None, tool_names)
+
+    def stats(self) -> dict[str, float]:
+        return self.engine.stats()
+
+    def close(self) -> None:
+        self.engine.close()

@@ -1,0 +1,144 @@
+"""Load what `glm-edge serve` was asked to serve into a ModelRegistry (runs in a worker thread)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glm_edge.catalog import CatalogEntry, load_catalog
+from glm_edge.chat.template import ChatTemplate
+from glm_edge.chat_model import ChatModel
+from glm_edge.errors import ConfigError
+from glm_edge.registry import ModelRegistry
+from glm_edge.resolve import ChatSpec, EmbeddingSpec, resolve_chat, resolve_embedding
+from glm_edge.settings import Settings
+
+log = logging.getLogger("glm_edge.loader")
+
+
+@dataclass(frozen=True)
+class ServeSpecs:
+    chat: ChatSpec | None
+    embeddings: list[EmbeddingSpec] = field(default_factory=list)
+
+
+def resolve_all(settings: Settings) -> ServeSpecs:
+    """Fast checks before the server starts: every name resolves to files on disk (or a ConfigError)."""
+    chat = None if settings.no_chat else resolve_chat(settings.model)
+    names: list[str | None] = [] if settings.no_embedding else (list(settings.embedding) or [None])
+    embeddings = [resolve_embedding(name) for name in names]
+    ids = [e.id for e in embeddings]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"an embedding model is named twice: {', '.join(ids)}")
+    if chat is None and not embeddings:
+        raise ConfigError("nothing to serve: --no-chat and --no-embedding together")
+    if settings.chat_template is not None and not settings.chat_template.is_file():
+        raise ConfigError(f"chat template file not found: {settings.chat_template}")
+    return ServeSpecs(chat, embeddings)
+
+
+def _infer_family(arch: str, template: str) -> str:
+    """For a GGUF the catalog does not know: the family from its architecture and template text."""
+    if "[gMASK]" in template:
+        if arch == "chatglm":
+            return "chatglm"
+        return "glm-z1" if "<think>" in template else "glm4"
+    if "<｜Assistant｜>" in template:
+        return "deepseek-r1"
+    if "<start_of_turn>" in template:
+        return "gemma"
+    return "generic"
+
+
+def _family_entry(family: str) -> CatalogEntry | None:
+    """A catalog model of the same family: the source of stop ids, parsers and defaults for unknown GGUFs."""
+    for entry in load_catalog().of_kind("chat"):
+        if entry.chat_family == family:
+            return entry
+    return None
+
+
+def _template(spec: ChatSpec, settings: Settings, metadata: dict[str, str]) -> ChatTemplate:
+    if settings.chat_template is not None:
+        return ChatTemplate(settings.chat_template.read_text(encoding="utf-8"), name=str(settings.chat_template))
+    if spec.entry is not None and spec.entry.template:
+        return ChatTemplate(spec.entry.template_text() or "", name=f"catalog template {spec.entry.template}")
+    text = metadata.get("tokenizer.chat_template")
+    if not text:
+        raise ConfigError(f"{spec.gguf} has no chat template; give one with --chat-template FILE")
+    return ChatTemplate(text, name=f"chat template of {spec.gguf.name}")
+
+
+def load_chat(spec: ChatSpec, settings: Settings) -> ChatModel:
+    from glm_edge.engine.llama_engine import LlamaEngine
+
+    started = time.perf_counter()
+    engine = LlamaEngine(str(spec.gguf), n_ctx=settings.ctx_size, n_parallel=settings.parallel,
+                         n_batch=max(settings.batch_size, settings.parallel), n_gpu_layers=settings.n_gpu_layers,
+                         flash_attn=settings.flash_attn or None, type_k=settings.cache_type,
+                         type_v=settings.cache_type, n_threads=settings.threads, max_queue=settings.max_queue)
+    engine.start()
+    try:
+        metadata = engine.metadata()
+        template = _template(spec, settings, metadata)
+        entry = spec.entry
+        family = entry.chat_family if entry else _infer_family(metadata.get("general.architecture", ""),
+                                                              template.source)
+        facts = entry or _family_entry(family)
+
+        def piece(token_id: int) -> str:
+            return engine.token_to_piece(token_id).decode("utf-8", errors="replace") if token_id >= 0 else ""
+
+        model = ChatModel(
+            id=spec.id, engine=engine, template=template, family=family, entry=entry,
+            defaults=dict(facts.defaults) if facts else {},
+            stop_token_ids=list(facts.stop_token_ids) if facts else [],
+            reasoning_parser=facts.reasoning_parser if facts else "",
+            tool_parser=facts.tool_parser if facts else "",
+            bos_token=piece(engine.bos_token_id()), eos_token=piece(engine.eos_token_id()),
+        )
+    except BaseException:
+        engine.close()
+        raise
+    log.info("chat model %s loaded from %s in %.1f s (family %s, %d slots x %d tokens)", spec.id, spec.gguf,
+             time.perf_counter() - started, family, settings.parallel, settings.ctx_size)
+    return model
+
+
+def load_embedder(spec: EmbeddingSpec, settings: Settings):  # -> glm_edge.embed.Embedder
+    from glm_edge.embed.embedder import Embedder
+
+    folder = spec.source
+    if spec.entry is not None and spec.entry.embedded:
+        from glm_edge.embed.defaults import default_embedding_dir
+
+        folder = default_embedding_dir()
+    elif not (folder / "model.onnx").is_file():
+        folder = _converted_onnx(folder, spec.id)
+    return Embedder.load(folder, model_id=spec.id, threads=settings.embed_threads)
+
+
+def _converted_onnx(checkpoint: Path, model_id: str) -> Path:
+    """A downloaded sentence-transformers checkpoint, converted once to ONNX beside it (no torch)."""
+    from glm_edge_convert.embedding_onnx import convert_embedding
+
+    target = checkpoint.with_name(checkpoint.name + "-onnx")
+    if (target / "model.onnx").is_file():
+        return target
+    log.info("converting %s to ONNX once: %s", model_id, target)
+    return convert_embedding(checkpoint, target)
+
+
+def load_models(settings: Settings, specs: ServeSpecs, registry: ModelRegistry) -> None:
+    from glm_edge.keywords.extractor import KeywordExtractor
+
+    for spec in specs.embeddings:
+        embedder = load_embedder(spec, settings)
+        registry.embedders[spec.id] = embedder
+        registry.keywords[spec.id] = KeywordExtractor(embedder, model_id=spec.id)
+        registry.created[spec.id] = int(time.time())
+    if specs.chat is not None:
+        registry.chat[specs.chat.id] = load_chat(specs.chat, settings)
+        registry.created[specs.chat.id] = int(time.time())
