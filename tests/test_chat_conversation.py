@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
+from glm_edge.chat import load_template
 from glm_edge.chat.conversation import (
-    FAMILIES, normalize_messages, normalize_tools, strip_reasoning, supports_tools, to_template_input, tool_names)
+    FAMILIES, FAMILY_PARSERS, detect_family, normalize_messages, normalize_tools, strip_reasoning, supports_tools, to_template_input, tool_names)
 from glm_edge.errors import InvalidRequestError
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
@@ -149,3 +150,15 @@ def test_unknown_family_lists_the_valid_ones():
     with pytest.raises(ValueError, match="chatglm, glm4, glm-z1, deepseek-r1, gemma, generic"):
         to_template_input("llama", [], [])
     assert set(FAMILIES) == {"chatglm", "glm4", "glm-z1", "deepseek-r1", "gemma", "generic"}
+
+
+@pytest.mark.parametrize("template, family", [
+    ("glm-4-9b-chat", "chatglm"), ("glm-4-0414", "glm4"), ("glm-z1", "glm-z1"),
+    ("deepseek-r1-distill", "deepseek-r1"), ("gemma-3", "gemma")])
+def test_detect_family_of_the_shipped_templates(template, family):
+    assert detect_family(load_template(template).source) == family
+    assert set(FAMILY_PARSERS) == set(FAMILIES)
+
+
+def test_detect_family_falls_back_to_generic():
+    assert detect_family("{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}") == "generic"

@@ -2,14 +2,16 @@
 model family needs, and the reasoning and tool-call output parsers (streaming and one-shot).
 Pure Python: no engine imports here; the engine gives text, this layer gives OpenAI shapes."""
 
-from glm_edge.chat.conversation import FAMILIES, normalize_messages, normalize_tools, supports_tools, to_template_input
+from glm_edge.chat.conversation import (
+    FAMILIES, FAMILY_PARSERS, detect_family, normalize_messages, normalize_tools, supports_tools, to_template_input)
 from glm_edge.chat.deltas import DeltaMessage, ParsedOutput, ToolCall, ToolCallDelta
 from glm_edge.chat.output import REASONING_PARSERS, TOOL_PARSERS, ChatOutputParser
 from glm_edge.chat.prompt import RenderedPrompt, render_chat_prompt
 from glm_edge.chat.template import ChatTemplate, builtin_template_names, load_template
 
 __all__ = [
-    "FAMILIES", "normalize_messages", "normalize_tools", "supports_tools", "to_template_input",
+    "FAMILIES", "FAMILY_PARSERS", "detect_family", "normalize_messages", "normalize_tools", "supports_tools",
+    "to_template_input",
     "DeltaMessage", "ParsedOutput", "ToolCall", "ToolCallDelta",
     "REASONING_PARSERS", "TOOL_PARSERS", "ChatOutputParser",
     "RenderedPrompt", "render_chat_prompt",

@@ -33,6 +33,31 @@ _ROLES = {"system", "developer", "user", "assistant", "tool", "function", "obser
 THINK_END = "</think>"
 
 
+# Parsers a family's output needs: (reasoning parser, tool parser). The catalog states them per model;
+# this is the fallback for a model outside the catalog (a local GGUF), found by ``detect_family``.
+FAMILY_PARSERS: dict[str, tuple[str | None, str | None]] = {
+    "chatglm": (None, "glm4"),
+    "glm4": (None, "glm4"),
+    "glm-z1": ("deepseek_r1", "glm4"),
+    "deepseek-r1": ("deepseek_r1", None),
+    "gemma": (None, None),
+    "generic": (None, None),
+}
+
+
+def detect_family(template_source: str) -> str:
+    """The family of a chat template by its markers (for GGUFs that are not in the catalog)."""
+    if "[gMASK]<sop>" in template_source:
+        if "item['tools'] is defined" in template_source:
+            return "chatglm"
+        return "glm-z1" if "<think>" in template_source else "glm4"
+    if "<｜Assistant｜>" in template_source and "<think>" in template_source:
+        return "deepseek-r1"
+    if "<start_of_turn>" in template_source:
+        return "gemma"
+    return "generic"
+
+
 def supports_tools(family: str) -> bool:
     _check_family(family)
     return family in _TOOL_FAMILIES
