@@ -7,7 +7,11 @@ import pytest
 from glm_edge.chat import ChatOutputParser
 from glm_edge.chat.output import reasoning_parser_class
 from glm_edge.chat.reasoning import DeepSeekR1ReasoningParser
-from test_chat_agreement import assert_stream_matches_oneshot
+
+if __package__:  # tests/ is a package
+    from .test_chat_agreement import assert_stream_matches_oneshot
+else:  # tests/ on sys.path (pytest's rootdir-relative "prepend" import mode)
+    from test_chat_agreement import assert_stream_matches_oneshot
 
 
 def r1() -> ChatOutputParser:

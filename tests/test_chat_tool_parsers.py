@@ -9,7 +9,11 @@ import pytest
 from glm_edge.chat import ChatOutputParser
 from glm_edge.chat.output import tool_parser_class
 from glm_edge.chat.tool_parsers import Glm4ToolParser
-from test_chat_agreement import assert_stream_matches_oneshot
+
+if __package__:  # tests/ is a package
+    from .test_chat_agreement import assert_stream_matches_oneshot
+else:  # tests/ on sys.path (pytest's rootdir-relative "prepend" import mode)
+    from test_chat_agreement import assert_stream_matches_oneshot
 
 NAMES = ["get_weather", "search"]
 
