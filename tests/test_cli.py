@@ -1,0 +1,66 @@
+"""The command line: help, and bad settings that end with one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from glm_edge_cli.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "glm_edge_cli.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_serve_help_documents_every_setting() -> None:
+    from glm_edge.settings import Settings
+
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for name in ("--port", "--parallel", "--ctx-size", "--n-gpu-layers", "--flash-attn", "--api-key", "--embedding",
+                 "--config", "GLM_MODEL", "API_PORT"):
+        assert name in result.output
+    for field in Settings.model_fields:
+        if field in ("model", "api_keys", "no_chat", "embed_threads"):
+            continue
+        assert "--" + field.replace("_", "-") in result.output, field
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "no-such-model"], "unknown model 'no-such-model'"),
+    (["serve", "/nowhere/model.gguf"], "GGUF file not found"),
+    (["serve", "glm-4-9b-chat"], "glm-edge download glm-4-9b-chat"),
+    (["serve", "--embedding", "nope"], "unknown embedding model 'nope'"),
+    (["serve", "--port", "99999"], "port"),
+    (["serve", "--config", "/nowhere/glm-edge.toml"], "config file not found"),
+])
+def test_bad_settings_end_with_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_port_in_use(default_gguf: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--no-embedding")
+    assert result.returncode != 0
+    assert f"port {port}" in result.stderr and "already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_models_lists_the_catalog() -> None:
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0
+    assert "glm-4-9b-chat" in result.output and "DeepSeek-R1-Distill-Qwen-7B" in result.output
+    assert "bge-m3" in result.output
