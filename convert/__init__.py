@@ -5,5 +5,6 @@ from __future__ import annotations
 
 from .convert import convert_to_gguf, is_embedding_checkpoint
 from .quantize import QUANT_TYPES, quantize_gguf
+from .synth import synthesize
 
-__all__ = ["QUANT_TYPES", "convert_to_gguf", "is_embedding_checkpoint", "quantize_gguf"]
+__all__ = ["QUANT_TYPES", "convert_to_gguf", "is_embedding_checkpoint", "quantize_gguf", "synthesize"]

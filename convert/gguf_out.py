@@ -87,8 +87,9 @@ def write_gguf(path: Path, arch: str, add_metadata: Callable[[gguf.GGUFWriter], 
                 pos = fout.tell()
                 fout.write(b"\0" * (gguf.GGUFWriter.ggml_pad(pos, align) - pos))
                 written = 0
-                for chunk in job.chunks():
-                    data = _encode(chunk, qtype)
+                source = job.encoded(qtype) if job.encoded is not None else (
+                    _encode(chunk, qtype) for chunk in job.chunks())
+                for data in source:
                     data.tofile(fout)
                     written += data.nbytes
                     bar.update(data.nbytes)

@@ -30,8 +30,11 @@ def ftype_of(qtype: str) -> int:
     return int(value)
 
 
-def quantize_gguf(src: Path, out: Path, qtype: str, threads: int | None = None) -> Path:
-    """Quantize ``src`` (an F16/BF16/F32 GGUF) to ``out`` with llama.cpp; the output appears atomically."""
+def quantize_gguf(src: Path, out: Path, qtype: str, threads: int | None = None, *,
+                  allow_requantize: bool = False) -> Path:
+    """Quantize ``src`` (an F16/BF16/F32 GGUF; any type with ``allow_requantize``) to ``out`` with llama.cpp.
+
+    The output appears atomically."""
     import llama_cpp
 
     src, out = Path(src), Path(out)
@@ -44,6 +47,7 @@ def quantize_gguf(src: Path, out: Path, qtype: str, threads: int | None = None) 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = int(threads or os.cpu_count() or 1)
+    params.allow_requantize = allow_requantize
     with atomic_output(out) as tmp:
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
         if rc != 0:

@@ -21,6 +21,8 @@ class TensorJob:
     shape: tuple[int, ...]
     chunks: ChunkSource
     keep_f32: bool = False  # norms, biases and rope factors stay F32 whatever the output type
+    # Optional: chunks already encoded in a given GGML type (synthetic models write random blocks directly).
+    encoded: Callable[[gguf.GGMLQuantizationType], Iterable[np.ndarray]] | None = None
 
 
 def tensor_name(kind: gguf.MODEL_TENSOR, suffix: str = "weight", bid: int | None = None) -> str:
