@@ -10,10 +10,11 @@ either of its repositories (ready GGUF files from the catalog's `gguf_repo` land
 checkpoint), and `<models_home>/<owner>--<name>` for any other repository. `--dir` overrides it. huggingface_hub
 keeps its per-file metadata in `<folder>/.cache/huggingface/`.
 
-Resume: a connection that breaks mid-file is resumed by huggingface_hub with a `Range` request in the same run.
-Files that were complete when a run stopped are kept, and a re-run fetches only the missing ones. The file that was
-cut off is downloaded again from its start: huggingface_hub (since 1.x) deletes the partial temporary file of a
-failed download instead of keeping it for the next run.
+Resume is huggingface_hub's: files that were complete when a run stopped are kept (a re-run fetches only the
+missing ones), and a connection that breaks mid-file continues with a `Range: bytes=N-` request. huggingface_hub 2.x
+does that within the same run (up to 5 retries without progress); 1.x stops the run and the next run resumes from
+the kept `.incomplete` file. A run that is killed (Ctrl-C) restarts its unfinished file under 2.x, whose temporary
+files are per process and deleted on failure (huggingface_hub issue #4196).
 
 Every failure a user can cause or meet (no network, unknown repo or revision, gated repo, no matching file) is
 raised as `ConfigError` with one line of text.
