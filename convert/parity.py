@@ -59,3 +59,23 @@ def llama_tokenize(path: Path, text: str, *, special: bool = False) -> list[int]
         return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
     finally:
         llm.close()
+
+
+def gguf_metadata(path: Path) -> dict[str, object]:
+    """A GGUF file's key-value metadata as plain Python values (strings, numbers, lists), without tensors."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    out: dict[str, object] = {}
+    for key, field in reader.fields.items():
+        if not field.types:
+            continue
+        out[key] = field.contents()
+    return out
+
+
+def gguf_tensor_types(path: Path) -> dict[str, str]:
+    """Tensor name -> GGML type name (e.g. ``Q4_K``) of a GGUF file."""
+    import gguf
+
+    return {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
