@@ -219,7 +219,7 @@ def _hub_errors(repo: str, revision: str | None) -> Iterator[None]:
     )
 
     endpoint = _endpoint()
-    unreachable = (f"cannot reach the hub at {endpoint} (set HF_ENDPOINT to use a mirror, or check the network)")
+    unreachable = f"cannot reach the hub at {endpoint} (set HF_ENDPOINT to use a mirror, or check the network)"
     try:
         yield
     except ConfigError:
@@ -251,7 +251,7 @@ def _hub_errors(repo: str, revision: str | None) -> Iterator[None]:
             raise ConfigError(f"access to {repo} denied (HTTP {status}): set HF_TOKEN to a token with access") \
                 from None
         raise ConfigError(f"downloading {repo}: the hub at {endpoint} answered HTTP {status}: "
-                          f"{_one_line(exc).splitlines()[0][:200]}") from None
+                          f"{_one_line(exc)[:200]}") from None
     except HFValidationError as exc:
         raise ConfigError(f"invalid repo id or revision for {repo}: {_one_line(exc)[:200]}") from None
     except _network_errors() as exc:

@@ -184,7 +184,7 @@ def test_catalog_id_downloads_only_the_files_its_kind_needs(download, hub: HubSt
 
 
 def test_unknown_repo_gets_checkpoint_files_into_owner_name_folder(download, tmp_path: Path) -> None:
-    folder = download(BIG.upper().replace("ACME", "acme").lower(), progress=False).ok()
+    folder = download(BIG, progress=False).ok()
     assert folder == tmp_path / "models" / "acme--big-model"
     assert _files_in(folder) == set(BIG_FILES)
 
@@ -283,6 +283,14 @@ def test_unreachable_endpoint_is_one_clear_line(download) -> None:
     endpoint = f"http://127.0.0.1:{_free_port()}"
     error = download(BIG, endpoint=endpoint).failed()
     assert error.startswith(f"downloading {BIG}: cannot reach the hub at {endpoint} (set HF_ENDPOINT")
+
+
+def test_server_error_on_a_file_is_one_clear_line(download, hub: HubStandin) -> None:
+    name = "DeepSeek-R1-Distill-Qwen-1.5B-Q8_0.gguf"
+    hub.fail_status[f"{R1_GGUF}/{name}"] = [503]
+    error = download(R1_GGUF, gguf="Q8_0").failed()
+    assert error.startswith(f"downloading {R1_GGUF}: the hub at {hub.endpoint} answered HTTP 503")
+    assert download(R1_GGUF, gguf="Q8_0").ok().read_bytes() == R1_GGUF_FILES[name]
 
 
 def test_gated_repo_needs_hf_token(download, hub: HubStandin) -> None:
