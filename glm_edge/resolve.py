@@ -35,7 +35,7 @@ def _local_folder(name: str, home: Path) -> Path:
 def _ggufs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    found = sorted(p for p in folder.rglob("*.gguf") if not p.name.endswith(".incomplete"))
+    found = sorted(p for p in folder.rglob("*.gguf") if ".cache" not in p.relative_to(folder).parts)
     # a split GGUF loads from its first part
     return [p for p in found if "-of-" not in p.stem or "-00001-of-" in p.stem]
 
