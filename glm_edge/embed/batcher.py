@@ -68,6 +68,10 @@ class MicroBatcher:
         self._queue.put(job)
         return job.future
 
+    def queued(self) -> int:
+        """Requests waiting for the worker (approximate: read without a lock)."""
+        return self._queue.qsize()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -148,5 +148,12 @@ class Embedder:
         items = self.prepare_texts(texts, truncate=truncate)
         return self._finish(self.batcher.submit(items).result(), dims)
 
+    def stats(self) -> dict[str, float]:
+        """Counters for /metrics (names prefixed glm_edge_ there)."""
+        s = self.batcher.stats
+        return {"embed_requests": s.jobs, "embed_inputs": s.items, "embed_batches": s.batches,
+                "embed_session_runs": s.runs, "embed_tokens": s.real_tokens, "embed_padded_tokens": s.padded_tokens,
+                "embed_queue": self.batcher.queued()}
+
     def close(self) -> None:
         self.batcher.close()
