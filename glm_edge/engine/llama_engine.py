@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import threading
 from typing import AsyncIterator
 
@@ -19,10 +20,11 @@ import llama_cpp
 import numpy as np
 
 from glm_edge.engine.model import LlamaModel
+from glm_edge.engine.sampler import SamplerChain
 from glm_edge.engine.scheduler import DONE, Scheduler
 from glm_edge.engine.slots import Sink, Task
 from glm_edge.engine.types import GenerationChunk, SamplingParams
-from glm_edge.errors import ConfigError, ContextLengthError, EngineError, InvalidRequestError, ModelLoadingError
+from glm_edge.errors import ConfigError, ContextLengthError, InvalidRequestError, ModelLoadingError
 
 _FLASH_ATTN = {None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO, True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
                False: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED}
@@ -65,6 +67,8 @@ class LlamaEngine:
         self.n_threads_batch = n_threads_batch or self.n_threads
         self.max_queue = max_queue
         self.seed = seed
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
         self.verbose = verbose
         self.model: LlamaModel | None = None
         self._ctx = None
@@ -102,7 +106,7 @@ class LlamaEngine:
             n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self._ctx))
             self._scheduler = Scheduler(self.model, self._ctx, n_parallel=self.n_parallel,
                                         n_ctx=min(n_ctx_seq, self.n_ctx) if n_ctx_seq else self.n_ctx,
-                                        n_batch=self.n_batch, max_queue=self.max_queue, seed=self.seed)
+                                        n_batch=self.n_batch, max_queue=self.max_queue)
         except BaseException as exc:  # reported by start()
             self._load_error = exc if isinstance(exc, ConfigError) else ConfigError(str(exc))
             self._free_native()
@@ -226,9 +230,15 @@ class LlamaEngine:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         stop_ids = frozenset(int(t) for t in params.stop_token_ids)
+        samplers = self._samplers(params)  # bad grammar / logit bias -> InvalidRequestError here, not later
         task = Task(request_id=request_id, prompt=list(prompt_tokens), params=params, sink=Sink(loop, queue),
-                    stop_ids=stop_ids)
-        self._scheduler.post(task)
+                    stop_ids=stop_ids, samplers=samplers)
+        try:
+            self._scheduler.post(task)
+        except BaseException:
+            for sampler in samplers:
+                sampler.free()
+            raise
         finished = False
         try:
             while True:
@@ -243,6 +253,23 @@ class LlamaEngine:
         finally:
             if not finished:
                 self._scheduler.abort(task.request_id)
+
+    def _samplers(self, params: SamplingParams) -> list[SamplerChain]:
+        model = self._model()
+        seed = params.seed
+        if seed is None and self.seed is not None:
+            with self._rng_lock:
+                seed = self._rng.getrandbits(32)
+        chains: list[SamplerChain] = []
+        try:
+            for i in range(params.n):  # choice i samples with seed + i: same seed, same n -> same texts
+                chains.append(SamplerChain(params, vocab=model.vocab, n_vocab=model.n_vocab,
+                                           seed=None if seed is None else seed + i))
+        except BaseException:
+            for chain in chains:
+                chain.free()
+            raise
+        return chains
 
     def abort(self, request_id: str) -> None:
         if self._scheduler is not None:

@@ -7,6 +7,7 @@ API layer may tokenize on the event loop while the decode thread runs.
 from __future__ import annotations
 
 import ctypes
+import logging
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -18,14 +19,31 @@ from glm_edge.errors import ConfigError, InvalidRequestError
 _backend_lock = threading.Lock()
 _backend_ready = False
 
+llama_log = logging.getLogger("glm_edge.llama_cpp")
+# ggml_log_level: NONE=0 DEBUG=1 INFO=2 WARN=3 ERROR=4 CONT=5 (llama-cpp-python 0.3.36's own callback maps
+# these off by one and prints every warning as an error, so we install ours)
+_LOG_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_last_log_level = logging.DEBUG
+
+
+@llama_cpp.llama_log_callback
+def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    global _last_log_level
+    lvl = _last_log_level if level == 5 else _LOG_LEVELS.get(level, logging.DEBUG)
+    _last_log_level = lvl
+    if llama_log.isEnabledFor(lvl):
+        message = text.decode("utf-8", errors="replace").rstrip("\n")
+        if message:
+            llama_log.log(lvl, message)
+
 
 def init_backend(verbose: bool = False) -> None:
-    """Initialise llama.cpp once per process and route its log through llama-cpp-python's logger."""
+    """Initialise llama.cpp once per process; its log goes to the `glm_edge.llama_cpp` logger
+    (errors only unless `verbose`)."""
     global _backend_ready
-    from llama_cpp import _logger
-
-    _logger.set_verbose(verbose)
+    llama_log.setLevel(logging.DEBUG if verbose else logging.ERROR)
     with _backend_lock:
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
         if not _backend_ready:
             llama_cpp.llama_backend_init()
             _backend_ready = True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import llama_cpp
 from glm_edge.engine.batch import Batch
 from glm_edge.engine.detokenizer import IncrementalDetokenizer, StopStringFilter
 from glm_edge.engine.model import LlamaModel
-from glm_edge.engine.sampler import SamplerChain, logprobs_for
+from glm_edge.engine.sampler import logprobs_for
 from glm_edge.engine.slots import Choice, Sink, Slot, SlotState, Task, common_prefix_length
 from glm_edge.engine.types import GenerationChunk
 from glm_edge.errors import EngineError, GlmEdgeError, QueueFullError
@@ -40,7 +39,7 @@ class Scheduler:
     """Owns the llama context and the slots; every method except `post`/`abort`/`stop` runs on its thread."""
 
     def __init__(self, model: LlamaModel, ctx: Any, *, n_parallel: int, n_ctx: int, n_batch: int,
-                 max_queue: int, seed: int | None) -> None:
+                 max_queue: int) -> None:
         self.model = model
         self.ctx = ctx
         self.mem = llama_cpp.llama_get_memory(ctx)
@@ -49,8 +48,6 @@ class Scheduler:
         self.max_queue = max_queue
         self.slots = [Slot(seq_id=i) for i in range(n_parallel)]
         self.batch = Batch(n_batch)
-        self._rng = random.Random(seed)
-        self._seeded = seed is not None
         self._lock = threading.Condition()
         self._inbox: collections.deque[Task | _Abort] = collections.deque()
         self._n_waiting = 0  # tasks submitted but not yet in slots (guarded by _lock)
@@ -127,6 +124,8 @@ class Scheduler:
         if task in self._waiting:
             self._waiting.remove(task)
             self._dec_waiting()
+            for sampler in task.samplers:
+                sampler.free()
         chunks = []
         for slot in self.slots:
             if slot.task is task:
@@ -152,6 +151,8 @@ class Scheduler:
             for slot in self.slots:
                 if slot.task is task:
                     slot.release()
+            for sampler in task.samplers:
+                sampler.free()
             out.setdefault(task.sink.loop, []).append((task.sink.queue, error))
             task.done = True
         for slot in self.slots:  # the KV may be inconsistent after a failure: start clean
@@ -179,7 +180,18 @@ class Scheduler:
                 return
             self._waiting.popleft()
             self._dec_waiting()
-            self._start_task(task, idle)
+            try:
+                self._start_task(task, idle)
+            except Exception as exc:  # this task only; the others keep running
+                log.exception("could not start request %s", task.request_id)
+                for slot in self.slots:
+                    if slot.task is task:
+                        slot.tokens = []
+                        llama_cpp.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
+                        slot.release()
+                self._finish_task(task)
+                error = exc if isinstance(exc, GlmEdgeError) else EngineError(f"could not start the request: {exc}")
+                _deliver({task.sink.loop: [(task.sink.queue, error)]})
 
     def _start_task(self, task: Task, idle: list[Slot]) -> None:
         prompt = task.prompt
@@ -193,14 +205,10 @@ class Scheduler:
         task.n_cached = n_past
         primary.tokens = primary.tokens[:n_past]
         primary.prefill_pos = n_past
-        seed = task.params.seed
-        if seed is None and self._seeded:
-            seed = self._rng.getrandbits(32)
         for i, slot in enumerate([primary] + followers):
             choice = Choice(
                 index=i,
-                sampler=SamplerChain(task.params, vocab=self.model.vocab, n_vocab=self.model.n_vocab,
-                                     seed=None if seed is None else seed + i),
+                sampler=task.samplers[i],
                 detokenizer=IncrementalDetokenizer(self._piece_fn(task)),
                 stops=StopStringFilter(task.params.stop),
                 slot=slot,
@@ -316,7 +324,7 @@ class Scheduler:
                 chunk.finish_reason = "stop"
                 chunk.stop_reason = result.stop
             elif (params.max_tokens is not None and choice.n_generated >= params.max_tokens) \
-                    or len(slot.tokens) >= self.n_ctx:
+                    or len(slot.tokens) + 1 >= self.n_ctx:  # prompt + answer never exceed the context
                 chunk.finish_reason = "length"
                 tail = choice.detokenizer.flush()  # an unfinished character at the very end
                 if tail:

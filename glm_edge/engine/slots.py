@@ -48,6 +48,7 @@ class Task:
     params: SamplingParams
     sink: Sink
     stop_ids: frozenset[int]
+    samplers: list[SamplerChain] = field(default_factory=list)  # one per choice, built by the caller
     choices: list[Choice] = field(default_factory=list)
     aborted: bool = False
     n_cached: int = 0  # prompt tokens whose KV was reused
