@@ -36,13 +36,15 @@ class BaselineResult:
 
 
 def llama_baseline(model_path: str, prompt: str, max_tokens: int, *, stream: bool, n_ctx: int = 4096,
-                   n_threads: int | None = None, n_gpu_layers: int = -1, repeats: int = 1) -> BaselineResult:
-    """`Llama.create_completion` greedy, `max_tokens` tokens (EOS ignored through a logit bias)."""
+                   n_threads: int | None = None, n_gpu_layers: int = -1, repeats: int = 1,
+                   logit_bias: dict[int, float] | None = None) -> BaselineResult:
+    """`Llama.create_completion` greedy, `max_tokens` tokens (end-of-generation tokens biased away by
+    `logit_bias`, default: EOS only), best of `repeats` runs."""
     n_threads = n_threads or os.cpu_count() or 1
     llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
                           n_gpu_layers=n_gpu_layers, verbose=False)
     try:
-        bias = {llm.token_eos(): -1e9}
+        bias = logit_bias if logit_bias is not None else {llm.token_eos(): -100.0}
         best: BaselineResult | None = None
         for _ in range(max(1, repeats)):
             llm.reset()  # no prompt cache between repeats: each run pays its prefill, as a fresh request would
@@ -52,10 +54,9 @@ def llama_baseline(model_path: str, prompt: str, max_tokens: int, *, stream: boo
             if stream:
                 for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
                                                    logit_bias=bias):
-                    if ttft is None:
+                    if ttft is None and chunk["choices"][0]["text"]:
                         ttft = time.perf_counter() - t0
-                n = max_tokens if n == 0 else n
-                n = max_tokens
+                    n += 1
             else:
                 out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, logit_bias=bias)
                 n = out["usage"]["completion_tokens"]

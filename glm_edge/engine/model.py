@@ -57,7 +57,7 @@ class LlamaModel:
     """Weights + vocabulary. Owns the `llama_model`; free with `close()`."""
 
     def __init__(self, path: str | Path, *, n_gpu_layers: int = -1, main_gpu: int = 0,
-                 verbose: bool = False) -> None:
+                 vocab_only: bool = False, verbose: bool = False) -> None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"model file not found: {path}")
@@ -67,6 +67,7 @@ class LlamaModel:
             n_gpu_layers = 999 if supports_gpu_offload() else 0
         params.n_gpu_layers = n_gpu_layers
         params.main_gpu = main_gpu
+        params.vocab_only = vocab_only  # tokenizer and metadata only: no weights read
         self.path = str(path)
         self.n_gpu_layers = n_gpu_layers
         model = llama_cpp.llama_model_load_from_file(self.path.encode(), params)
