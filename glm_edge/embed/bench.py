@@ -1,0 +1,142 @@
+"""Embedding throughput: glm-edge's embedder against sentence-transformers on the same model, in one run.
+
+Three ways of sending the same texts:
+- `batch`: requests of `request_size` texts, one after another;
+- `concurrent`: `concurrency` clients each sending 1-text requests at the same time (what micro-batching is
+  for: it should come close to `batch`);
+- sentence-transformers `encode` on `request_size` texts at a time (its best case), and on one text at a
+  time (what a server that calls `encode` per request does with concurrent 1-text requests).
+Numbers are texts per second, best of `rounds`. sentence-transformers (and torch) are imported only here,
+only when the comparison is asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+_SUBJECTS = ["The new library", "Our small team", "A local bakery", "The city council", "My neighbour's cat",
+             "This open-source project", "The research group", "A delayed train", "The football club", "Her startup"]
+_VERBS = ["announced", "postponed", "celebrated", "questioned", "described", "improved", "criticised", "planned"]
+_OBJECTS = ["a plan to cut energy use by a third", "the results of a two-year study on sleep",
+            "an update that makes search twice as fast", "a festival with music from twelve countries",
+            "new opening hours for the weekend", "a partnership with three universities",
+            "the price of its most popular product", "a programme that teaches children to code"]
+_TAILS = ["", " after months of debate.", " on Tuesday morning.", " despite the bad weather.",
+          ", according to people familiar with the matter.", " and thanked everyone who helped.",
+          ". 今天的天气很好，我们决定出去走走。", ". 这个消息在网上引起了广泛的讨论。"]
+
+
+def bench_texts(n: int, seed: int = 0) -> list[str]:
+    """`n` distinct sentences of mixed length (some with Chinese), the same for every run with the same seed."""
+    rng = random.Random(seed)
+    return [f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}{rng.choice(_TAILS)} (#{i})"
+            for i in range(n)]
+
+
+def _best(fn: Callable[[], None], count: int, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return count / best
+
+
+def _ours(model: Path, texts: list[str], request_size: int, concurrency: int, threads: int | None,
+          rounds: int) -> dict[str, Any]:
+    from glm_edge.embed.embedder import Embedder
+
+    embedder = Embedder.load(model, model_id="bench", threads=threads, max_batch_size=max(64, request_size))
+    try:
+        embedder.embed_sync(texts[:request_size])  # warm-up
+
+        async def batch() -> None:
+            for i in range(0, len(texts), request_size):
+                await embedder.embed(texts[i:i + request_size])
+
+        async def concurrent() -> None:
+            pending = iter(texts)
+
+            async def client() -> None:
+                for text in pending:  # each client sends its next 1-text request when the last one returned
+                    await embedder.embed([text])
+
+            await asyncio.gather(*[client() for _ in range(concurrency)])
+
+        before = embedder.batcher.stats.batches, embedder.batcher.stats.items
+        result = {
+            "batch_texts_per_s": _best(lambda: asyncio.run(batch()), len(texts), rounds),
+            "concurrent_texts_per_s": _best(lambda: asyncio.run(concurrent()), len(texts), rounds),
+            "providers": embedder.backend.session.get_providers() if hasattr(embedder.backend, "session") else [],
+        }
+        batches = embedder.batcher.stats.batches - before[0]
+        result["mean_micro_batch"] = (embedder.batcher.stats.items - before[1]) / max(batches, 1)
+        return result
+    finally:
+        embedder.close()
+
+
+def _sentence_transformers(checkpoint: Path, texts: list[str], request_size: int, threads: int | None,
+                           rounds: int) -> dict[str, Any]:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = SentenceTransformer(str(checkpoint), device=device)
+    model.encode(texts[:request_size])
+
+    def batch() -> None:
+        for i in range(0, len(texts), request_size):
+            model.encode(texts[i:i + request_size], batch_size=request_size)
+
+    def single() -> None:
+        for text in texts:
+            model.encode([text])
+
+    return {"batch_texts_per_s": _best(batch, len(texts), rounds),
+            "single_texts_per_s": _best(single, len(texts), rounds), "device": device}
+
+
+def run_embed_bench(model: Path | str | None = None, *, checkpoint: Path | str | None = None, n_texts: int = 256,
+                    request_size: int = 32, concurrency: int = 32, threads: int | None = None, rounds: int = 3,
+                    compare: bool = True) -> dict[str, Any]:
+    """Texts/s of glm-edge's embedder (requests of `request_size` texts; `concurrency` concurrent 1-text requests)
+    and, with `compare`, of sentence-transformers on `checkpoint` in the same process.
+
+    `model`: an ONNX folder or .onnx file (default: the embedded all-MiniLM-L6-v2, converted once);
+    `checkpoint`: the sentence-transformers folder it came from (default: read from the folder's embedding.json).
+    """
+    import json
+
+    from glm_edge.embed.defaults import default_embedding_dir
+
+    model_path = Path(model) if model else default_embedding_dir()
+    if checkpoint is None and (model_path / "embedding.json").exists():
+        checkpoint = json.loads((model_path / "embedding.json").read_text(encoding="utf-8")).get("source")
+    threads = threads or os.cpu_count() or 1
+    texts = bench_texts(n_texts)
+    report: dict[str, Any] = {"model": str(model_path), "n_texts": n_texts, "request_size": request_size,
+                              "concurrency": concurrency, "threads": threads, "rounds": rounds,
+                              "glm_edge": _ours(model_path, texts, request_size, concurrency, threads, rounds)}
+    if compare:
+        if checkpoint is None or not Path(checkpoint).exists():
+            report["sentence_transformers"] = {"skipped": "no sentence-transformers checkpoint to compare with"}
+        else:
+            try:
+                report["sentence_transformers"] = _sentence_transformers(Path(checkpoint), texts, request_size,
+                                                                         threads, rounds)
+            except ImportError as exc:
+                report["sentence_transformers"] = {"skipped": f"sentence-transformers is not installed ({exc.name})"}
+    ours, st = report["glm_edge"], report.get("sentence_transformers", {})
+    report["concurrent_vs_batch"] = ours["concurrent_texts_per_s"] / ours["batch_texts_per_s"]
+    if "batch_texts_per_s" in st:
+        report["batch_vs_sentence_transformers"] = ours["batch_texts_per_s"] / st["batch_texts_per_s"]
+        report["concurrent_vs_sentence_transformers_single"] = ours["concurrent_texts_per_s"] / st["single_texts_per_s"]
+    return report
