@@ -54,9 +54,11 @@ def llama_baseline(model_path: str, prompt: str, max_tokens: int, *, stream: boo
             if stream:
                 for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
                                                    logit_bias=bias):
-                    if ttft is None and chunk["choices"][0]["text"]:
+                    choice = chunk["choices"][0]
+                    if ttft is None and choice["text"]:
                         ttft = time.perf_counter() - t0
-                    n += 1
+                    if choice["finish_reason"] is None:  # one chunk per token, then a closing chunk
+                        n += 1
             else:
                 out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, logit_bias=bias)
                 n = out["usage"]["completion_tokens"]
