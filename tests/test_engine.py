@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import llama_cpp
 import pytest
@@ -274,6 +275,13 @@ def test_logprobs_grammar_and_penalties(engine):
     assert answer in {"yes.", "no."}
     with pytest.raises(InvalidRequestError):
         asyncio.run(collect(engine, "x", greedy(2, grammar="root ::= (")))
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    chunks = asyncio.run(collect(engine, "A JSON object describing a cat: ", greedy(48, grammar=JSON_GBNF)))
+    text = text_of(chunks)
+    assert text.lstrip().startswith("{")
+    if last(chunks).finish_reason == "stop":
+        json.loads(text)
 
     plain = text_of(asyncio.run(collect(engine, PROMPTS[0], greedy(32, ignore_eos=True))))
     penalised = text_of(asyncio.run(collect(engine, PROMPTS[0], greedy(32, ignore_eos=True, repetition_penalty=1.5,

@@ -8,18 +8,29 @@ import llama_cpp
 import numpy as np
 
 from glm_edge.engine.types import SamplingParams, TokenLogprob
-from glm_edge.errors import InvalidRequestError
+from glm_edge.errors import EngineError, InvalidRequestError
 
 PENALTY_LAST_N = 64  # llama.cpp's and llama-cpp-python's default window for repetition penalties
 
 
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+assert _TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
+
+
 class SamplerChain:
-    """One `llama_sampler` chain for one sequence; `sample()` picks the token and accepts it."""
+    """One `llama_sampler` chain for one sequence; `sample()` picks the token and accepts it.
+
+    A grammar is kept out of the chain: checking all ~150-260k vocabulary entries against the grammar on
+    every token is slow, so (as llama.cpp's common sampler does) the chain samples freely, the grammar
+    checks only the chosen token, and only a rejected token triggers a resample with the grammar applied
+    to the whole row first."""
 
     def __init__(self, params: SamplingParams, *, vocab, n_vocab: int, seed: int | None) -> None:
         chain_params = llama_cpp.llama_sampler_chain_default_params()
         chain_params.no_perf = True
         self._chain = llama_cpp.llama_sampler_chain_init(chain_params)
+        self._grammar = None
+        self._n_vocab = n_vocab
         try:
             self._build(params, vocab, n_vocab, seed)
         except BaseException:
@@ -45,7 +56,10 @@ class SamplerChain:
             if not grammar:
                 raise InvalidRequestError("the grammar could not be parsed (GBNF with a `root` rule expected)",
                                           param="response_format")
-            self._add(grammar)
+            self._grammar = grammar
+            self._cur = np.zeros(n_vocab, dtype=_TOKEN_DATA)
+            self._ids = np.arange(n_vocab, dtype=np.int32)
+            self._one = np.zeros(1, dtype=_TOKEN_DATA)
         if p.repetition_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0:
             if p.repetition_penalty <= 0:
                 raise InvalidRequestError("repetition_penalty must be > 0", param="repetition_penalty")
@@ -65,12 +79,47 @@ class SamplerChain:
         self._add(llama_cpp.llama_sampler_init_dist(dist_seed))
 
     def sample(self, ctx, output_index: int) -> int:
-        return int(llama_cpp.llama_sampler_sample(self._chain, ctx, output_index))
+        if self._grammar is None:
+            return int(llama_cpp.llama_sampler_sample(self._chain, ctx, output_index))
+        logits = _logits_row(ctx, output_index, self._n_vocab)
+        token = self._apply(logits, with_grammar=False)
+        if not self._grammar_allows(token):
+            token = self._apply(logits, with_grammar=True)
+        llama_cpp.llama_sampler_accept(self._grammar, token)
+        llama_cpp.llama_sampler_accept(self._chain, token)
+        return token
+
+    def _apply(self, logits: np.ndarray, *, with_grammar: bool) -> int:
+        cur = self._cur
+        cur["id"] = self._ids
+        cur["logit"] = logits
+        cur["p"] = 0.0
+        arr = llama_cpp.llama_token_data_array(
+            data=cur.ctypes.data_as(llama_cpp.llama_token_data_p), size=len(cur), selected=-1, sorted=False)
+        if with_grammar:
+            llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(arr))
+        llama_cpp.llama_sampler_apply(self._chain, ctypes.byref(arr))
+        if arr.selected < 0:
+            raise InvalidRequestError("the grammar allows no token here", param="response_format")
+        return int(arr.data[arr.selected].id)
+
+    def _grammar_allows(self, token: int) -> bool:
+        one = self._one
+        one["id"] = token
+        one["logit"] = 1.0
+        one["p"] = 0.0
+        arr = llama_cpp.llama_token_data_array(
+            data=one.ctypes.data_as(llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(arr))
+        return bool(np.isfinite(one["logit"][0]))
 
     def free(self) -> None:
         if self._chain:
             llama_cpp.llama_sampler_free(self._chain)
             self._chain = None
+        if self._grammar:
+            llama_cpp.llama_sampler_free(self._grammar)
+            self._grammar = None
 
     def __del__(self) -> None:  # safety net; the scheduler frees chains explicitly
         try:
@@ -79,12 +128,18 @@ class SamplerChain:
             pass
 
 
+def _logits_row(ctx, output_index: int, n_vocab: int) -> np.ndarray:
+    """A view (no copy) of one output's logits; valid until the next decode."""
+    ptr = llama_cpp.llama_get_logits_ith(ctx, output_index)
+    if not ptr:
+        raise EngineError(f"llama.cpp has no logits for output {output_index}")
+    return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
+
+
 def logprobs_for(ctx, output_index: int, n_vocab: int, token_id: int, top_n: int,
                  piece: "callable") -> TokenLogprob:
     """Log-softmax of the model's logits row for one output (read only when a request asks for logprobs)."""
-    ptr = llama_cpp.llama_get_logits_ith(ctx, output_index)
-    row = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
-    row = row.astype(np.float64)
+    row = _logits_row(ctx, output_index, n_vocab).astype(np.float64)
     peak = row.max()
     logz = peak + np.log(np.exp(row - peak).sum())
     top: list[TokenLogprob] = []
