@@ -94,6 +94,10 @@ def convert_to_gguf(src: Path, out: Path, out_type: str = "F16", *, chat_templat
                     threads: int | None = None, progress: bool = True, tokenizer_pre: str | None = None) -> Path:
     """Convert a HF checkpoint directory to a GGUF file of ``out_type``.
 
+    ``chat_template`` overrides the checkpoint's own template: a ``Path`` names a Jinja file, a ``str`` is
+    the template text. ``threads`` is for llama.cpp's quantizer; ``tokenizer_pre`` names the llama.cpp
+    pre-tokenizer when the tokenizer's split regex is not one glm-edge knows.
+
     F32/F16/BF16/Q8_0 are written directly (streamed, peak memory ~ one tensor); other types
     (Q6_K, Q5_K_M, Q4_K_M, Q4_0, ...) are written as F16 beside ``out`` and quantized by llama.cpp.
     """

@@ -15,6 +15,7 @@ from .atomic import atomic_output
 from .tensors import TensorJob
 
 Q = gguf.GGMLQuantizationType
+_F16_MAX = 65504.0
 
 # Output types that the writer produces itself; others go through llama.cpp's quantizer.
 DIRECT_TYPES: dict[str, tuple[Q, gguf.LlamaFileType]] = {
@@ -47,6 +48,8 @@ def _encode(chunk: np.ndarray, qtype: Q) -> np.ndarray:
     if qtype == Q.F32:
         return np.ascontiguousarray(chunk, dtype=np.float32)
     if qtype == Q.F16:
+        if chunk.size and float(np.max(np.abs(chunk))) > _F16_MAX:
+            raise ConfigError("a weight exceeds the float16 range (65504); convert with out_type='BF16' or 'F32'")
         return np.ascontiguousarray(chunk, dtype=np.float16)
     return gguf.quants.quantize(np.ascontiguousarray(chunk, dtype=np.float32), qtype)
 

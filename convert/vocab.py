@@ -119,11 +119,13 @@ def _content(tok: Any) -> str | None:
 
 
 def _chat_template(src: Path, tok_cfg: dict[str, Any], override: str | Path | None) -> str | None:
+    """The override (a Path: a Jinja file; a str: the template text), else the checkpoint's own template."""
+    if isinstance(override, Path):
+        if not override.is_file():
+            raise ConfigError(f"chat template file {override} not found")
+        return override.read_text(encoding="utf-8")
     if override is not None:
-        p = Path(override)
-        if not p.is_file():
-            raise ConfigError(f"chat template file {p} not found")
-        return p.read_text(encoding="utf-8")
+        return override
     tpl = tok_cfg.get("chat_template")
     if isinstance(tpl, list):
         named = {t.get("name"): t.get("template") for t in tpl if isinstance(t, dict)}

@@ -101,3 +101,8 @@ def test_embedding_checkpoints_are_recognised(llama_dir: Path, tmp_path: Path, m
     assert is_embedding_checkpoint(bert)
     with pytest.raises(ConfigError, match="unsupported architecture 'XLMRobertaModel'"):
         convert_to_gguf(bert, tmp_path / "m.gguf", progress=False)
+
+
+def test_output_gets_normal_permissions(llama_dir: Path, tmp_path: Path) -> None:
+    out = convert_to_gguf(llama_dir, tmp_path / "m.gguf", progress=False)
+    assert out.stat().st_mode & 0o644 == 0o644  # not mkstemp's 0600

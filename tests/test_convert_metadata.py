@@ -117,3 +117,5 @@ def test_chat_template_override(converted, tmp_path: Path) -> None:
     tpl.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     out = convert_to_gguf(d, tmp_path / "o.gguf", chat_template=tpl, progress=False)
     assert gguf_metadata(out)["tokenizer.chat_template"] == tpl.read_text()
+    out = convert_to_gguf(d, tmp_path / "o.gguf", chat_template="{{ messages[0]['content'] }}", progress=False)
+    assert gguf_metadata(out)["tokenizer.chat_template"] == "{{ messages[0]['content'] }}"
