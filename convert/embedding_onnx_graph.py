@@ -142,9 +142,58 @@ def _self_attention(b: _Builder, h: str, bias: str, weights: Callable[[str], np.
     return _linear(b, merged, weights, f"{prefix}.output.dense")
 
 
-def build_encoder(cfg: EncoderConfig, weights: Callable[[str], np.ndarray]) -> onnx.ModelProto:
+def _contrib(b: _Builder, op_type: str, inputs: list[str], **attrs: object) -> str:
+    out = b.name(op_type.lower())
+    b.nodes.append(helper.make_node(op_type, inputs, [out], name=out, domain="com.microsoft", **attrs))
+    return out
+
+
+def _fused_layer(b: _Builder, h: str, mask_i32: str, weights: Callable[[str], np.ndarray], p: str,
+                 cfg: EncoderConfig) -> str:
+    """One layer with ONNX Runtime's fused kernels (com.microsoft): Attention (packed QKV projection and masked
+    softmax in one kernel), SkipLayerNormalization (bias + residual + LayerNorm), BiasGelu / FastGelu.
+    The same arithmetic as `_plain_layer`; about 1.5x faster on CPU. Linear layers stay MatMul nodes, so
+    dynamic int8 quantisation still applies to them (and Attention becomes QAttention)."""
+    a = f"{p}.attention"
+    parts = [f"{a}.self.{n}" for n in ("query", "key", "value")]
+    qkv_w = b.weight(np.concatenate([weights(f"{x}.weight").T for x in parts], axis=1), f"{a}.self.qkv.weight_t")
+    qkv_b = b.weight(np.concatenate([weights(f"{x}.bias") for x in parts]), f"{a}.self.qkv.bias")
+    attn = _contrib(b, "Attention", [h, qkv_w, qkv_b, mask_i32], num_heads=cfg.num_heads)
+
+    def skip_norm(x: str, residual: str, dense: str, norm: str) -> str:
+        projected = b.op("MatMul", [x, b.weight(weights(f"{dense}.weight").T, f"{dense}.weight_t")])
+        return _contrib(b, "SkipLayerNormalization",
+                        [projected, residual, b.weight(weights(f"{norm}.weight"), f"{norm}.weight"),
+                         b.weight(weights(f"{norm}.bias"), f"{norm}.bias"),
+                         b.weight(weights(f"{dense}.bias"), f"{dense}.bias")],
+                        epsilon=float(cfg.layer_norm_eps))
+
+    h = skip_norm(attn, h, f"{a}.output.dense", f"{a}.output.LayerNorm")
+    up = b.op("MatMul", [h, b.weight(weights(f"{p}.intermediate.dense.weight").T, f"{p}.intermediate.dense.weight_t")])
+    up_bias = b.weight(weights(f"{p}.intermediate.dense.bias"), f"{p}.intermediate.dense.bias")
+    if cfg.hidden_act == "gelu":
+        inter = _contrib(b, "BiasGelu", [up, up_bias])
+    elif cfg.hidden_act in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        inter = _contrib(b, "FastGelu", [up, up_bias])
+    else:
+        inter = _activation(b, b.op("Add", [up, up_bias]), cfg.hidden_act)
+    return skip_norm(inter, h, f"{p}.output.dense", f"{p}.output.LayerNorm")
+
+
+def _plain_layer(b: _Builder, h: str, bias: str, weights: Callable[[str], np.ndarray], p: str,
+                 cfg: EncoderConfig) -> str:
+    """One layer in standard ONNX ops only (any runtime)."""
+    attn = _self_attention(b, h, bias, weights, f"{p}.attention", cfg)
+    h = _layer_norm(b, b.op("Add", [attn, h]), weights, f"{p}.attention.output.LayerNorm", cfg.layer_norm_eps)
+    inter = _activation(b, _linear(b, h, weights, f"{p}.intermediate.dense"), cfg.hidden_act)
+    out = _linear(b, inter, weights, f"{p}.output.dense")
+    return _layer_norm(b, b.op("Add", [out, h]), weights, f"{p}.output.LayerNorm", cfg.layer_norm_eps)
+
+
+def build_encoder(cfg: EncoderConfig, weights: Callable[[str], np.ndarray], *, fused: bool = True) -> onnx.ModelProto:
     """The encoder graph; `weights(name)` returns the float32 numpy tensor for a transformers name
-    without the model prefix (e.g. `encoder.layer.0.attention.self.query.weight`)."""
+    without the model prefix (e.g. `encoder.layer.0.attention.self.query.weight`). `fused` uses ONNX Runtime's
+    contrib kernels (the default: glm-edge runs on ONNX Runtime); `fused=False` gives standard ONNX ops only."""
     if cfg.hidden_size % cfg.num_heads:
         raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads {cfg.num_heads}")
     if cfg.hidden_act not in SUPPORTED_ACTIVATIONS:
@@ -158,19 +207,18 @@ def build_encoder(cfg: EncoderConfig, weights: Callable[[str], np.ndarray]) -> o
     h = _layer_norm(b, b.op("Add", [b.op("Add", [word, pos]), types]), weights, "embeddings.LayerNorm",
                     cfg.layer_norm_eps)
 
-    # additive key mask [B, 1, 1, T]: 0 where attended, float32 min where masked
-    mask_f = b.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    inverted = b.op("Sub", [b.const(np.float32(1.0), "one"), mask_f])
-    additive = b.op("Mul", [inverted, b.const(np.float32(np.finfo(np.float32).min), "neg_inf")])
-    bias = b.op("Unsqueeze", [additive, b.const(np.array([1, 2], dtype=np.int64), "axes12")])
-
-    for i in range(cfg.num_layers):
-        p = f"encoder.layer.{i}"
-        attn = _self_attention(b, h, bias, weights, f"{p}.attention", cfg)
-        h = _layer_norm(b, b.op("Add", [attn, h]), weights, f"{p}.attention.output.LayerNorm", cfg.layer_norm_eps)
-        inter = _activation(b, _linear(b, h, weights, f"{p}.intermediate.dense"), cfg.hidden_act)
-        out = _linear(b, inter, weights, f"{p}.output.dense")
-        h = _layer_norm(b, b.op("Add", [out, h]), weights, f"{p}.output.LayerNorm", cfg.layer_norm_eps)
+    if fused:
+        mask_i32 = b.op("Cast", ["attention_mask"], to=TensorProto.INT32)
+        for i in range(cfg.num_layers):
+            h = _fused_layer(b, h, mask_i32, weights, f"encoder.layer.{i}", cfg)
+    else:
+        # additive key mask [B, 1, 1, T]: 0 where attended, float32 min where masked
+        mask_f = b.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+        inverted = b.op("Sub", [b.const(np.float32(1.0), "one"), mask_f])
+        additive = b.op("Mul", [inverted, b.const(np.float32(np.finfo(np.float32).min), "neg_inf")])
+        bias = b.op("Unsqueeze", [additive, b.const(np.array([1, 2], dtype=np.int64), "axes12")])
+        for i in range(cfg.num_layers):
+            h = _plain_layer(b, h, bias, weights, f"encoder.layer.{i}", cfg)
     b.nodes.append(helper.make_node("Identity", [h], ["last_hidden_state"], name="last_hidden_state"))
 
     ids = ["batch", "sequence"]
@@ -182,7 +230,8 @@ def build_encoder(cfg: EncoderConfig, weights: Callable[[str], np.ndarray]) -> o
                                                ["batch", "sequence", cfg.hidden_size])],
         initializer=b.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", 1)] if fused else [])
+    model = helper.make_model(graph, opset_imports=opsets,
                               producer_name="glm-edge", doc_string=f"{cfg.architecture} encoder")
     model.ir_version = 8  # readable by every onnxruntime >= 1.14
     return model

@@ -133,7 +133,8 @@ def _masked_max_diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(np.abs((a - b) * mask[:, :, None]).max())
 
 
-@pytest.mark.parametrize("kind,act", [("bert", "gelu"), ("xlm-roberta", "gelu"), ("bert", "gelu_new")])
+@pytest.mark.parametrize("kind,act", [("bert", "gelu"), ("xlm-roberta", "gelu"), ("bert", "gelu_new"),
+                                      ("bert", "relu")])
 def test_tiny_checkpoint_matches_transformers(kind: str, act: str, tmp_path: Path, minilm_checkpoint: Path) -> None:
     src = _tiny_checkpoint(kind, tmp_path, minilm_checkpoint, hidden_act=act)
     out = convert_embedding(src, tmp_path / "onnx")
@@ -141,10 +142,15 @@ def test_tiny_checkpoint_matches_transformers(kind: str, act: str, tmp_path: Pat
     assert cfg["pooling"] == "cls" and cfg["normalize"] is False  # a bare HF encoder: CLS, no Normalize module
     assert cfg["max_seq_length"] == (80 - 2 if kind == "xlm-roberta" else 80)
     ref, feed = _reference_and_inputs(src, kind)
-    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    got = session.run(["last_hidden_state"], feed)[0]
-    assert got.shape == ref.shape
-    assert _masked_max_diff(got, ref, feed["attention_mask"]) < 1e-4
+    fused = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    enc = encoder_config(json.loads((src / "config.json").read_text()))
+    plain_graph = build_encoder(enc, SafetensorsWeights([src / "model.safetensors"]), fused=False)
+    assert not [n for n in plain_graph.graph.node if n.domain]  # standard ONNX ops only
+    plain = ort.InferenceSession(plain_graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    for session in (fused, plain):
+        got = session.run(["last_hidden_state"], feed)[0]
+        assert got.shape == ref.shape
+        assert _masked_max_diff(got, ref, feed["attention_mask"]) < 1e-4
 
 
 def test_xlmr_position_offset_has_teeth(tmp_path: Path, minilm_checkpoint: Path) -> None:
