@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from glm_edge.errors import ConfigError
 from glm_edge_convert.embedding_onnx_graph import SUPPORTED_ACTIVATIONS, EncoderConfig, build_encoder
 
 EMBEDDING_CONFIG = "embedding.json"
@@ -40,8 +41,8 @@ _POOLING_KEYS = {  # sentence-transformers Pooling config -> our mode
 _EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf files stop at 2 GiB: larger models keep weights beside
 
 
-class EmbeddingConversionError(ValueError):
-    """A checkpoint that cannot be converted; the message is one line a user can act on."""
+class EmbeddingConversionError(ConfigError, ValueError):
+    """A checkpoint that cannot be converted; the message is one line a user can act on (the CLI prints it)."""
 
 
 # ---------------------------------------------------------------------------------------- reading

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from glm_edge.embed import default_embedding_dir
-from glm_edge.embed.bench import bench_texts, run_embed_bench
+from glm_edge.embed.bench import bench_texts, format_embed_table, run_embed_bench
 
 
 def test_bench_texts_are_distinct_and_repeatable() -> None:
@@ -24,3 +24,5 @@ def test_run_embed_bench_small(tmp_path_factory: pytest.TempPathFactory, minilm_
     assert st["batch_texts_per_s"] > 0 and st["single_texts_per_s"] > 0
     assert Path(report["model"]) == folder and report["concurrent_vs_batch"] > 0
     assert report["batch_vs_sentence_transformers"] > 0
+    table = format_embed_table(report)
+    assert "concurrent 1-text requests" in table and "sentence-transformers" in table

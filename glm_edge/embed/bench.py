@@ -110,14 +110,24 @@ def run_embed_bench(model: Path | str | None = None, *, checkpoint: Path | str |
     """Texts/s of glm-edge's embedder (requests of `request_size` texts; `concurrency` concurrent 1-text requests)
     and, with `compare`, of sentence-transformers on `checkpoint` in the same process.
 
-    `model`: an ONNX folder or .onnx file (default: the embedded all-MiniLM-L6-v2, converted once);
+    `model`: an ONNX folder or .onnx file, or the id of an embedded model (default: all-MiniLM-L6-v2, converted
+    once);
     `checkpoint`: the sentence-transformers folder it came from (default: read from the folder's embedding.json).
     """
     import json
 
-    from glm_edge.embed.defaults import default_embedding_dir
+    from glm_edge.embed.defaults import MULTILINGUAL_ID, default_embedding_dir, multilingual_default_model
+    from glm_edge.errors import ConfigError
 
-    model_path = Path(model) if model else default_embedding_dir()
+    if not model or str(model) == "all-MiniLM-L6-v2":
+        model_path = default_embedding_dir()
+    elif str(model) == MULTILINGUAL_ID:
+        model_path = multilingual_default_model()
+    else:
+        model_path = Path(model)
+        if not model_path.exists():
+            raise ConfigError(f"{model} is neither an ONNX embedding folder / .onnx file nor an embedded model "
+                              f"(all-MiniLM-L6-v2, {MULTILINGUAL_ID})")
     if checkpoint is None and (model_path / "embedding.json").exists():
         checkpoint = json.loads((model_path / "embedding.json").read_text(encoding="utf-8")).get("source")
     threads = threads or os.cpu_count() or 1
@@ -140,3 +150,25 @@ def run_embed_bench(model: Path | str | None = None, *, checkpoint: Path | str |
         report["batch_vs_sentence_transformers"] = ours["batch_texts_per_s"] / st["batch_texts_per_s"]
         report["concurrent_vs_sentence_transformers_single"] = ours["concurrent_texts_per_s"] / st["single_texts_per_s"]
     return report
+
+
+def format_embed_table(report: dict[str, Any]) -> str:
+    """The report of `run_embed_bench` as a few aligned lines for the terminal."""
+    ours, st = report["glm_edge"], report.get("sentence_transformers", {})
+    size, conc = report["request_size"], report["concurrency"]
+    rows = [("glm-edge", f"{size}-text requests", ours["batch_texts_per_s"]),
+            ("glm-edge", f"{conc} concurrent 1-text requests", ours["concurrent_texts_per_s"])]
+    if "batch_texts_per_s" in st:
+        rows += [("sentence-transformers", f"encode({size} texts)", st["batch_texts_per_s"]),
+                 ("sentence-transformers", "encode(1 text) per request", st["single_texts_per_s"])]
+    lines = [f"model {report['model']}  ({report['n_texts']} texts, {report['threads']} threads, best of "
+             f"{report['rounds']})"]
+    lines += [f"  {who:<22} {how:<34} {rate:9.1f} texts/s" for who, how, rate in rows]
+    lines.append(f"  micro-batching: {ours['mean_micro_batch']:.1f} texts per session run; concurrent/batch = "
+                 f"{report['concurrent_vs_batch']:.2f}")
+    if "batch_vs_sentence_transformers" in report:
+        lines.append(f"  vs sentence-transformers: batch {report['batch_vs_sentence_transformers']:.2f}x, concurrent "
+                     f"vs per-request encode {report['concurrent_vs_sentence_transformers_single']:.2f}x")
+    elif st.get("skipped"):
+        lines.append(f"  sentence-transformers: skipped ({st['skipped']})")
+    return "\n".join(lines)
