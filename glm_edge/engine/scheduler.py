@@ -96,7 +96,9 @@ class Scheduler:
             try:
                 self._take(commands)
                 if self._has_work():
+                    t0 = time.perf_counter()
                     self._step()
+                    self.counters["step_seconds"] += time.perf_counter() - t0
             except Exception as exc:  # never expected: fail what is running, keep serving
                 log.exception("engine step failed")
                 self._fail_all(EngineError(f"engine step failed: {exc}"))
@@ -353,7 +355,7 @@ class Scheduler:
             "requests_running": float(len(self._tasks)),
         }
         for key in ("steps", "tokens_generated", "prompt_tokens_processed", "prompt_tokens_cached",
-                    "prefix_cache_hits", "requests_aborted", "batch_tokens", "decode_seconds"):
+                    "prefix_cache_hits", "requests_aborted", "batch_tokens", "decode_seconds", "step_seconds"):
             stats[key] = float(self.counters.get(key, 0.0))
         return stats
 
