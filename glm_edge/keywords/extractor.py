@@ -110,7 +110,8 @@ class KeywordExtractor:
                       nr_candidates: int = 20) -> Keywords:
         if not doc or not doc.strip():
             raise InvalidRequestError("input must be a non-empty text", param="input")
-        words = self.candidates(doc, vocab=vocab, ngram_range=ngram_range)
+        # segmentation (jieba loads its dictionary on first use) and Max Sum's combinations are CPU work: off the loop
+        words = await asyncio.to_thread(self.candidates, doc, vocab=vocab, ngram_range=ngram_range)
         if not words:
             return []
         missing, known = self._missing([doc] + words)
@@ -118,8 +119,8 @@ class KeywordExtractor:
             results = await asyncio.gather(*[self.embedder.embed(chunk, truncate="cut") for chunk in self._chunks(missing)])
             self._store(missing, [v for r in results for v in r.vectors], known)
         doc_vec, word_vecs = known[doc], np.stack([known[w] for w in words])
-        return self.select(doc_vec, word_vecs, words, top_n=top_n, use_mmr=use_mmr, use_maxsum=use_maxsum,
-                           diversity=diversity, nr_candidates=nr_candidates)
+        return await asyncio.to_thread(self.select, doc_vec, word_vecs, words, top_n=top_n, use_mmr=use_mmr,
+                                       use_maxsum=use_maxsum, diversity=diversity, nr_candidates=nr_candidates)
 
     def extract_sync(self, doc: str, **options: Any) -> Keywords:
         """Blocking form (scripts, tests); never call it on the event loop."""
