@@ -6,7 +6,7 @@ Three ways of sending the same texts:
   for: it should come close to `batch`);
 - sentence-transformers `encode` on `request_size` texts at a time (its best case), and on one text at a
   time (what a server that calls `encode` per request does with concurrent 1-text requests).
-Numbers are texts per second, best of `rounds`. sentence-transformers (and torch) are imported only here,
+Numbers are texts per second, best of `rounds`, the workloads taking turns in each round. sentence-transformers (and torch) are imported only here,
 only when the comparison is asked for.
 """
 
@@ -38,51 +38,39 @@ def bench_texts(n: int, seed: int = 0) -> list[str]:
             for i in range(n)]
 
 
-def _best(fn: Callable[[], None], count: int, rounds: int) -> float:
-    best = float("inf")
+Workload = Callable[[], None]
+
+
+def _interleaved(workloads: dict[str, Workload], count: int, rounds: int) -> dict[str, float]:
+    """Texts/s of each workload, best of `rounds`; the workloads take turns inside each round, so a busy
+    machine slows all of them alike instead of whichever happened to run while it was busy."""
+    best = {name: float("inf") for name in workloads}
     for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return count / best
+        for name, fn in workloads.items():
+            started = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: count / seconds for name, seconds in best.items()}
 
 
-def _ours(model: Path, texts: list[str], request_size: int, concurrency: int, threads: int | None,
-          rounds: int) -> dict[str, Any]:
-    from glm_edge.embed.embedder import Embedder
+def _our_workloads(embedder: Any, texts: list[str], request_size: int, concurrency: int) -> dict[str, Workload]:
+    async def batch() -> None:
+        for i in range(0, len(texts), request_size):
+            await embedder.embed(texts[i:i + request_size])
 
-    embedder = Embedder.load(model, model_id="bench", threads=threads, max_batch_size=max(64, request_size))
-    try:
-        embedder.embed_sync(texts[:request_size])  # warm-up
+    async def concurrent() -> None:
+        pending = iter(texts)
 
-        async def batch() -> None:
-            for i in range(0, len(texts), request_size):
-                await embedder.embed(texts[i:i + request_size])
+        async def client() -> None:
+            for text in pending:  # each client sends its next 1-text request when the last one returned
+                await embedder.embed([text])
 
-        async def concurrent() -> None:
-            pending = iter(texts)
+        await asyncio.gather(*[client() for _ in range(concurrency)])
 
-            async def client() -> None:
-                for text in pending:  # each client sends its next 1-text request when the last one returned
-                    await embedder.embed([text])
-
-            await asyncio.gather(*[client() for _ in range(concurrency)])
-
-        before = embedder.batcher.stats.batches, embedder.batcher.stats.items
-        result = {
-            "batch_texts_per_s": _best(lambda: asyncio.run(batch()), len(texts), rounds),
-            "concurrent_texts_per_s": _best(lambda: asyncio.run(concurrent()), len(texts), rounds),
-            "providers": embedder.backend.session.get_providers() if hasattr(embedder.backend, "session") else [],
-        }
-        batches = embedder.batcher.stats.batches - before[0]
-        result["mean_micro_batch"] = (embedder.batcher.stats.items - before[1]) / max(batches, 1)
-        return result
-    finally:
-        embedder.close()
+    return {"ours_batch": lambda: asyncio.run(batch()), "ours_concurrent": lambda: asyncio.run(concurrent())}
 
 
-def _sentence_transformers(checkpoint: Path, texts: list[str], request_size: int, threads: int | None,
-                           rounds: int) -> dict[str, Any]:
+def _st_workloads(checkpoint: Path, texts: list[str], request_size: int, threads: int | None) -> tuple[dict[str, Workload], str]:
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -90,7 +78,7 @@ def _sentence_transformers(checkpoint: Path, texts: list[str], request_size: int
         torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = SentenceTransformer(str(checkpoint), device=device)
-    model.encode(texts[:request_size])
+    model.encode(texts[:request_size])  # warm-up
 
     def batch() -> None:
         for i in range(0, len(texts), request_size):
@@ -100,23 +88,23 @@ def _sentence_transformers(checkpoint: Path, texts: list[str], request_size: int
         for text in texts:
             model.encode([text])
 
-    return {"batch_texts_per_s": _best(batch, len(texts), rounds),
-            "single_texts_per_s": _best(single, len(texts), rounds), "device": device}
+    return {"st_batch": batch, "st_single": single}, device
 
 
 def run_embed_bench(model: Path | str | None = None, *, checkpoint: Path | str | None = None, n_texts: int = 256,
                     request_size: int = 32, concurrency: int = 32, threads: int | None = None, rounds: int = 3,
                     compare: bool = True) -> dict[str, Any]:
     """Texts/s of glm-edge's embedder (requests of `request_size` texts; `concurrency` concurrent 1-text requests)
-    and, with `compare`, of sentence-transformers on `checkpoint` in the same process.
+    and, with `compare`, of sentence-transformers on `checkpoint` in the same process, rounds interleaved.
 
     `model`: an ONNX folder or .onnx file, or the id of an embedded model (default: all-MiniLM-L6-v2, converted
-    once);
-    `checkpoint`: the sentence-transformers folder it came from (default: read from the folder's embedding.json).
+    once); `checkpoint`: the sentence-transformers folder it came from (default: read from the folder's
+    embedding.json). Returns a dict (see `format_embed_table`).
     """
     import json
 
     from glm_edge.embed.defaults import MULTILINGUAL_ID, default_embedding_dir, multilingual_default_model
+    from glm_edge.embed.embedder import Embedder
     from glm_edge.errors import ConfigError
 
     if not model or str(model) == "all-MiniLM-L6-v2":
@@ -133,17 +121,36 @@ def run_embed_bench(model: Path | str | None = None, *, checkpoint: Path | str |
     threads = threads or os.cpu_count() or 1
     texts = bench_texts(n_texts)
     report: dict[str, Any] = {"model": str(model_path), "n_texts": n_texts, "request_size": request_size,
-                              "concurrency": concurrency, "threads": threads, "rounds": rounds,
-                              "glm_edge": _ours(model_path, texts, request_size, concurrency, threads, rounds)}
-    if compare:
-        if checkpoint is None or not Path(checkpoint).exists():
-            report["sentence_transformers"] = {"skipped": "no sentence-transformers checkpoint to compare with"}
-        else:
-            try:
-                report["sentence_transformers"] = _sentence_transformers(Path(checkpoint), texts, request_size,
-                                                                         threads, rounds)
-            except ImportError as exc:
-                report["sentence_transformers"] = {"skipped": f"sentence-transformers is not installed ({exc.name})"}
+                              "concurrency": concurrency, "threads": threads, "rounds": rounds}
+    embedder = Embedder.load(model_path, model_id="bench", threads=threads, max_batch_size=max(64, request_size))
+    try:
+        embedder.embed_sync(texts[:request_size])  # warm-up
+        workloads = _our_workloads(embedder, texts, request_size, concurrency)
+        st_info: dict[str, Any] = {}
+        if compare:
+            if checkpoint is None or not Path(checkpoint).exists():
+                st_info = {"skipped": "no sentence-transformers checkpoint to compare with"}
+            else:
+                try:
+                    st_loads, device = _st_workloads(Path(checkpoint), texts, request_size, threads)
+                    workloads.update(st_loads)
+                    st_info = {"device": device}
+                except ImportError as exc:
+                    st_info = {"skipped": f"sentence-transformers is not installed ({exc.name})"}
+        before = embedder.batcher.stats.batches, embedder.batcher.stats.items
+        rates = _interleaved(workloads, len(texts), rounds)
+        batches = embedder.batcher.stats.batches - before[0]
+        report["glm_edge"] = {
+            "batch_texts_per_s": rates["ours_batch"], "concurrent_texts_per_s": rates["ours_concurrent"],
+            "providers": list(getattr(getattr(embedder.backend, "session", None), "get_providers", list)()),
+            "mean_micro_batch": (embedder.batcher.stats.items - before[1]) / max(batches, 1),
+        }
+    finally:
+        embedder.close()
+    if "st_batch" in rates:
+        st_info.update(batch_texts_per_s=rates["st_batch"], single_texts_per_s=rates["st_single"])
+    if st_info:
+        report["sentence_transformers"] = st_info
     ours, st = report["glm_edge"], report.get("sentence_transformers", {})
     report["concurrent_vs_batch"] = ours["concurrent_texts_per_s"] / ours["batch_texts_per_s"]
     if "batch_texts_per_s" in st:
