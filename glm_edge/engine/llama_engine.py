@@ -107,6 +107,7 @@ class LlamaEngine:
             self._scheduler = Scheduler(self.model, self._ctx, n_parallel=self.n_parallel,
                                         n_ctx=min(n_ctx_seq, self.n_ctx) if n_ctx_seq else self.n_ctx,
                                         n_batch=self.n_batch, max_queue=self.max_queue)
+            self.n_ctx = self._scheduler.n_ctx  # what each slot really holds
         except BaseException as exc:  # reported by start()
             self._load_error = exc if isinstance(exc, ConfigError) else ConfigError(str(exc))
             self._free_native()
@@ -223,7 +224,9 @@ class LlamaEngine:
 
         Errors (QueueFullError, ContextLengthError, InvalidRequestError) are raised on the first
         iteration, before any chunk. Leaving the loop early (or cancelling the task) aborts the request
-        and frees its slots within one step."""
+        and frees its slots within one step. Every choice ends with one chunk whose finish_reason is
+        "stop" (stop_reason: the stop string or token id, neither part of the text), "length", or
+        "abort" (after `abort(request_id)`)."""
         if self._scheduler is None or self._closed:
             raise ModelLoadingError("the engine is not running")
         self._validate(prompt_tokens, params)

@@ -21,7 +21,7 @@ from glm_edge.engine.batch import Batch
 from glm_edge.engine.detokenizer import IncrementalDetokenizer, StopStringFilter
 from glm_edge.engine.model import LlamaModel
 from glm_edge.engine.sampler import logprobs_for
-from glm_edge.engine.slots import Choice, Sink, Slot, SlotState, Task, common_prefix_length
+from glm_edge.engine.slots import Choice, Slot, SlotState, Task, common_prefix_length
 from glm_edge.engine.types import GenerationChunk
 from glm_edge.errors import EngineError, GlmEdgeError, QueueFullError
 
