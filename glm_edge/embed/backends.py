@@ -60,6 +60,8 @@ def session_options(threads: int | None) -> Any:
     if threads:
         opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
+    # no busy-waiting between runs: the embedder shares the CPU with llama.cpp's decode threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 
