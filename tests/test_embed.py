@@ -211,3 +211,25 @@ def test_multilingual_default_handles_chinese_better_than_minilm(embedder: Embed
     finally:
         multilingual.close()
     assert use_score >= 0.8 and use_score > minilm_score + 0.25, (use_score, minilm_score)
+
+
+def test_serving_path_never_imports_torch(tmp_path: Path) -> None:
+    """Converting the default, embedding and extracting keywords, in a fresh interpreter: no torch, no transformers."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from glm_edge.embed import Embedder, default_embedding_dir, multilingual_default_model\n"
+        "from glm_edge.keywords import KeywordExtractor\n"
+        "import glm_edge.api.embeddings\n"
+        f"e = Embedder.load(default_embedding_dir({str(tmp_path)!r}))\n"
+        "KeywordExtractor(e).extract_sync('今天在北京车展试了试新车 and liked it', top_n=3, use_maxsum=True)\n"
+        "Embedder.load(multilingual_default_model()).embed_sync(['你好'])\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'sentence_transformers',"
+        " 'sklearn', 'keybert'))\n"
+        "print('LEAKED', bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "LEAKED []" in out.stdout, out.stdout

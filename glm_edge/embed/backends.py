@@ -14,6 +14,7 @@ Both turn a list of `Item`s into pooled, un-normalised float32 vectors plus a to
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,21 @@ def pick_providers(device: str = "auto") -> list[str]:
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def extensions_library() -> str | None:
+    """The onnxruntime-extensions custom-op library, found without importing the package: its __init__ imports
+    torch and transformers whenever they are installed, which a server must not pay for."""
+    spec = importlib.util.find_spec("onnxruntime_extensions")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        for candidate in sorted(Path(folder).glob("_extensions_pydll*")):
+            if candidate.suffix in (".so", ".pyd", ".dylib"):
+                return str(candidate)
+    from onnxruntime_extensions import get_library_path  # an unusual layout: ask the package
+
+    return str(get_library_path())
 
 
 def _too_long(n_tokens: int, limit: int) -> InvalidRequestError:
@@ -186,10 +202,9 @@ class StringInputBackend:
         import onnx
         import onnxruntime as ort
 
-        try:
-            from onnxruntime_extensions import get_library_path
-        except ImportError:
-            raise ConfigError(f"{model_file} needs onnxruntime-extensions (pip install onnxruntime-extensions)") from None
+        library = extensions_library()
+        if library is None:
+            raise ConfigError(f"{model_file} needs onnxruntime-extensions (pip install onnxruntime-extensions)")
         if not model_file.exists():
             raise ConfigError(f"no ONNX model at {model_file}")
         proto = onnx.load(str(model_file))
@@ -207,7 +222,7 @@ class StringInputBackend:
             raise ConfigError(f"{model_file}: cannot read the embedding size from the graph output")
         self.dimensions = int(dim)
         opts = session_options(threads)
-        opts.register_custom_ops_library(get_library_path())
+        opts.register_custom_ops_library(library)
         self.providers = pick_providers(device)
         self.session = ort.InferenceSession(proto.SerializeToString(), sess_options=opts, providers=self.providers)
         self.description = f"{model_file.name} (string input, {self.session.get_providers()[0]})"
