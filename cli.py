@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import socket
 import sys
 from pathlib import Path
 from typing import Any

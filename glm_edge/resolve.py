@@ -52,6 +52,17 @@ def _pick_gguf(candidates: list[Path], label: str) -> Path:
     raise ConfigError(f"{label} has several GGUF files ({names}); name the file to serve")
 
 
+def _catalog_entry(spec: str, kind: str, wrong_kind: str, unknown: str) -> CatalogEntry | None:
+    """The catalog entry a name or repo id means (None for a repo the catalog does not know)."""
+    catalog = load_catalog()
+    entry = catalog.get(spec) or (catalog.by_repo(spec) if "/" in spec else None)
+    if entry is not None and entry.kind != kind:
+        raise ConfigError(wrong_kind)
+    if entry is None and "/" not in spec:
+        raise ConfigError(f"{unknown} ({', '.join(e.id for e in catalog.of_kind(kind))})")
+    return entry
+
+
 def resolve_chat(spec: str | None, home: Path | None = None) -> ChatSpec:
     home = home or models_home()
     catalog = load_catalog()
@@ -70,12 +81,8 @@ def resolve_chat(spec: str | None, home: Path | None = None) -> ChatSpec:
         chosen = _pick_gguf(found, str(path))
         entry = _entry_for_filename(path.name)
         return ChatSpec(entry.id if entry else path.name, chosen, entry)
-    entry = catalog.get(spec) or (catalog.by_repo(spec) if "/" in spec else None)
-    if entry is not None and entry.kind != "chat":
-        raise ConfigError(f"'{spec}' is an embedding model; serve it with --embedding {entry.id}")
-    if entry is None and "/" not in spec:
-        chat_ids = ", ".join(e.id for e in catalog.of_kind("chat"))
-        raise ConfigError(f"unknown model '{spec}': not a file, a folder, a repo id or a catalog id ({chat_ids})")
+    entry = _catalog_entry(spec, "chat", f"'{spec}' is an embedding model; serve it with --embedding {spec}",
+                           f"unknown model '{spec}': not a file, a folder, a repo id or a catalog id")
     folders = [_local_folder(spec, home)]
     if entry is not None:
         folders += [_local_folder(entry.id, home), _local_folder(entry.repo, home)]
@@ -113,12 +120,8 @@ def resolve_embedding(spec: str | None, home: Path | None = None) -> EmbeddingSp
         return EmbeddingSpec(entry.id if entry else path.name.removesuffix("-onnx"), path, entry)
     if path.suffix == ".onnx" or path.exists():
         raise ConfigError(f"an embedding model is a folder (model.onnx + tokenizer.json), not a file: {path}")
-    entry = catalog.get(spec) or (catalog.by_repo(spec) if "/" in spec else None)
-    if entry is not None and entry.kind != "embedding":
-        raise ConfigError(f"'{spec}' is a chat model, not an embedding model")
-    if entry is None and "/" not in spec:
-        ids = ", ".join(e.id for e in catalog.of_kind("embedding"))
-        raise ConfigError(f"unknown embedding model '{spec}': not a folder, a repo id or a catalog id ({ids})")
+    entry = _catalog_entry(spec, "embedding", f"'{spec}' is a chat model, not an embedding model",
+                           f"unknown embedding model '{spec}': not a folder, a repo id or a catalog id")
     name = entry.id if entry else spec
     for folder in (_local_folder(name + "-onnx", home), _local_folder(name, home),
                    *( [_local_folder(entry.repo, home)] if entry else [])):
