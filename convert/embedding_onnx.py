@@ -31,8 +31,8 @@ EMBEDDING_CONFIG = "embedding.json"
 MODEL_FILE = "model.onnx"
 FORMAT_VERSION = 1
 
-_ARCHITECTURES = {"bert": "bert", "xlm-roberta": "xlm-roberta", "roberta": "xlm-roberta"}
-_PREFIXES = ("bert.", "roberta.", "model.", "encoder_model.")
+_ARCHITECTURES = {"bert": "bert", "ernie": "bert", "xlm-roberta": "xlm-roberta", "roberta": "xlm-roberta"}
+_PREFIXES = ("bert.", "roberta.", "ernie.", "model.", "encoder_model.")
 _POOLING_KEYS = {  # sentence-transformers Pooling config -> our mode
     "pooling_mode_cls_token": "cls",
     "pooling_mode_mean_tokens": "mean",
@@ -152,6 +152,7 @@ def encoder_config(hf: dict[str, Any]) -> EncoderConfig:
         vocab_size=int(hf["vocab_size"]),
         max_position_embeddings=int(hf.get("max_position_embeddings", 512)),
         type_vocab_size=int(hf.get("type_vocab_size", 2)),
+        use_task_id=bool(model_type == "ernie" and hf.get("use_task_id")),
     )
 
 

@@ -45,6 +45,7 @@ class EncoderConfig:
     vocab_size: int
     max_position_embeddings: int
     type_vocab_size: int
+    use_task_id: bool = False  # ERNIE 3.0: a task-type embedding (row 0) is added to every token
 
     @property
     def head_dim(self) -> int:
@@ -204,8 +205,11 @@ def build_encoder(cfg: EncoderConfig, weights: Callable[[str], np.ndarray], *, f
                           _position_ids(b, cfg)])
     types = b.op("Gather", [b.weight(weights("embeddings.token_type_embeddings.weight"), "token_type_embeddings"),
                             "token_type_ids"])
-    h = _layer_norm(b, b.op("Add", [b.op("Add", [word, pos]), types]), weights, "embeddings.LayerNorm",
-                    cfg.layer_norm_eps)
+    summed = b.op("Add", [b.op("Add", [word, pos]), types])
+    if cfg.use_task_id:  # transformers' ErnieEmbeddings with task_type_ids left at 0
+        task = weights("embeddings.task_type_embeddings.weight")[0]
+        summed = b.op("Add", [summed, b.weight(task, "task_type_embedding_0")])
+    h = _layer_norm(b, summed, weights, "embeddings.LayerNorm", cfg.layer_norm_eps)
 
     if fused:
         mask_i32 = b.op("Cast", ["attention_mask"], to=TensorProto.INT32)

@@ -87,7 +87,7 @@ def test_int8_parity_with_sentence_transformers(onnx_dirs: dict[str, Path], st_r
 
 def _tiny_checkpoint(kind: str, root: Path, minilm_checkpoint: Path, **overrides: object) -> Path:
     import torch
-    from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
+    from transformers import BertConfig, BertModel, ErnieConfig, ErnieModel, XLMRobertaConfig, XLMRobertaModel
 
     torch.manual_seed(0)
     common = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -95,6 +95,8 @@ def _tiny_checkpoint(kind: str, root: Path, minilm_checkpoint: Path, **overrides
     common.update(overrides)
     if kind == "bert":
         model = BertModel(BertConfig(**common), add_pooling_layer=False)
+    elif kind == "ernie":  # text2vec-base-chinese-paraphrase is an ERNIE 3.0 encoder with task-type embeddings
+        model = ErnieModel(ErnieConfig(use_task_id=True, task_type_vocab_size=3, **common), add_pooling_layer=False)
     else:
         model = XLMRobertaModel(XLMRobertaConfig(pad_token_id=1, type_vocab_size=1, **common), add_pooling_layer=False)
     with torch.no_grad():  # make LayerNorm and biases non-trivial so that wiring mistakes show
@@ -121,7 +123,7 @@ def _reference_and_inputs(folder: Path, kind: str) -> tuple[np.ndarray, dict[str
         ids[row, :n] = rng.integers(5, 30000, size=n)
         mask[row, :n] = 1
     types = np.zeros_like(ids)
-    if kind == "bert":
+    if kind in ("bert", "ernie"):
         types[0, 6:12] = 1  # a sentence pair: the token type table must be used
     with torch.no_grad():
         ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
@@ -134,7 +136,7 @@ def _masked_max_diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("kind,act", [("bert", "gelu"), ("xlm-roberta", "gelu"), ("bert", "gelu_new"),
-                                      ("bert", "relu")])
+                                      ("bert", "relu"), ("ernie", "gelu")])
 def test_tiny_checkpoint_matches_transformers(kind: str, act: str, tmp_path: Path, minilm_checkpoint: Path) -> None:
     src = _tiny_checkpoint(kind, tmp_path, minilm_checkpoint, hidden_act=act)
     out = convert_embedding(src, tmp_path / "onnx")
