@@ -21,18 +21,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import onnx
 
-from glm_edge.errors import ConfigError
 from glm_edge_convert.embedding_onnx_graph import SUPPORTED_ACTIVATIONS, EncoderConfig, build_encoder
+from glm_edge_convert.embedding_onnx_weights import (
+    EmbeddingConversionError,
+    SafetensorsWeights,
+    TorchBinWeights,
+    load_weights,
+    tokenizer_from_vocab,
+)
+
+__all__ = ["EmbeddingConversionError", "SafetensorsWeights", "TorchBinWeights", "convert_embedding",
+           "encoder_config", "is_embedding_checkpoint", "quantize_int8"]
 
 EMBEDDING_CONFIG = "embedding.json"
 MODEL_FILE = "model.onnx"
 FORMAT_VERSION = 1
 
 _ARCHITECTURES = {"bert": "bert", "ernie": "bert", "xlm-roberta": "xlm-roberta", "roberta": "xlm-roberta"}
-_PREFIXES = ("bert.", "roberta.", "ernie.", "model.", "encoder_model.")
 _POOLING_KEYS = {  # sentence-transformers Pooling config -> our mode
     "pooling_mode_cls_token": "cls",
     "pooling_mode_mean_tokens": "mean",
@@ -41,57 +48,6 @@ _POOLING_KEYS = {  # sentence-transformers Pooling config -> our mode
     "pooling_mode_lasttoken": "lasttoken",
 }
 _EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf files stop at 2 GiB: larger models keep weights beside
-
-
-class EmbeddingConversionError(ConfigError, ValueError):
-    """A checkpoint that cannot be converted; the message is one line a user can act on (the CLI prints it)."""
-
-
-# ---------------------------------------------------------------------------------------- reading
-
-
-_ST_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
-              "BF16": np.uint16}
-
-
-class SafetensorsWeights:
-    """Tensors by name from one or more .safetensors files, as float32 numpy (bf16 widened by hand,
-    which the safetensors numpy backend cannot do). Names are stripped of `bert.` / `roberta.` prefixes."""
-
-    def __init__(self, files: list[Path]) -> None:
-        self._where: dict[str, tuple[Path, dict[str, Any], int]] = {}
-        for path in files:
-            with open(path, "rb") as f:
-                header_len = int.from_bytes(f.read(8), "little")
-                header = json.loads(f.read(header_len))
-            for name, info in header.items():
-                if name == "__metadata__":
-                    continue
-                self._where[self._strip(name)] = (path, info, 8 + header_len)
-
-    @staticmethod
-    def _strip(name: str) -> str:
-        for prefix in _PREFIXES:
-            if name.startswith(prefix):
-                return name[len(prefix):]
-        return name
-
-    def names(self) -> list[str]:
-        return list(self._where)
-
-    def __call__(self, name: str) -> np.ndarray:
-        if name not in self._where:
-            raise EmbeddingConversionError(f"the checkpoint has no tensor '{name}' (is it a BERT / XLM-R encoder?)")
-        path, info, data_start = self._where[name]
-        dtype = _ST_DTYPES.get(info["dtype"])
-        if dtype is None:
-            raise EmbeddingConversionError(f"tensor '{name}' has unsupported dtype {info['dtype']}")
-        begin, end = info["data_offsets"]
-        raw = np.fromfile(path, dtype=np.uint8, count=end - begin, offset=data_start + begin)
-        array = raw.view(dtype).reshape(info["shape"])
-        if info["dtype"] == "BF16":
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        return array.astype(np.float32)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -109,24 +65,6 @@ def _transformer_dir(src: Path) -> Path:
         if module.get("type", "").endswith("models.Transformer"):
             return src / module.get("path", "")
     return src
-
-
-def _safetensors_files(model_dir: Path) -> list[Path]:
-    index = model_dir / "model.safetensors.index.json"
-    if index.exists():
-        shards = sorted(set(_read_json(index).get("weight_map", {}).values()))
-        missing = [s for s in shards if not (model_dir / s).exists()]
-        if missing:
-            raise EmbeddingConversionError(f"missing safetensors shard(s) in {model_dir}: {', '.join(missing)}")
-        return [model_dir / s for s in shards]
-    single = model_dir / "model.safetensors"
-    if single.exists():
-        return [single]
-    if (model_dir / "pytorch_model.bin").exists():
-        raise EmbeddingConversionError(
-            f"{model_dir} has only pytorch_model.bin; glm-edge reads safetensors (convert it with "
-            "transformers' save_pretrained(safe_serialization=True) or download the safetensors revision)")
-    raise EmbeddingConversionError(f"no model.safetensors in {model_dir}")
 
 
 def encoder_config(hf: dict[str, Any]) -> EncoderConfig:
@@ -266,10 +204,10 @@ def convert_embedding(src: Path | str, out_dir: Path | str, *, int8: bool = Fals
     if not hf:
         raise EmbeddingConversionError(f"no config.json in {model_dir}")
     tokenizer_file = next((p for p in (model_dir / "tokenizer.json", src / "tokenizer.json") if p.exists()), None)
-    if tokenizer_file is None:
-        raise EmbeddingConversionError(f"no tokenizer.json in {model_dir} (a fast tokenizer file is needed)")
     enc = encoder_config(hf)
-    weights = SafetensorsWeights(_safetensors_files(model_dir))
+    if tokenizer_file is None and not (enc.architecture == "bert" and (model_dir / "vocab.txt").exists()):
+        raise EmbeddingConversionError(f"no tokenizer.json (or BERT vocab.txt) in {model_dir}")
+    weights = load_weights(model_dir)
     meta = sentence_config(src, model_dir, enc)
     if matryoshka_dims and any(not 0 < d <= enc.hidden_size for d in matryoshka_dims):
         raise EmbeddingConversionError(f"matryoshka_dims must lie in 1..{enc.hidden_size}")
@@ -287,7 +225,11 @@ def convert_embedding(src: Path | str, out_dir: Path | str, *, int8: bool = Fals
                 leftover.unlink()
         else:
             _save(model, tmp / MODEL_FILE)
-        _clean_tokenizer(tokenizer_file, tmp / "tokenizer.json")
+        if tokenizer_file is None:  # a BERT checkpoint with only vocab.txt: build the fast tokenizer it implies
+            tokenizer_from_vocab(model_dir / "vocab.txt", _read_json(model_dir / "tokenizer_config.json"),
+                                 tmp / "tokenizer.json")
+        else:
+            _clean_tokenizer(tokenizer_file, tmp / "tokenizer.json")
         config = {
             "format": "glm-edge-embedding",
             "version": FORMAT_VERSION,

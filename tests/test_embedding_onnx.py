@@ -13,9 +13,11 @@ import onnxruntime as ort
 import pytest
 from tests.test_embed_sentences import SENTENCES
 
+from glm_edge.errors import ConfigError
 from glm_edge_convert.embedding_onnx import (
     EmbeddingConversionError,
     SafetensorsWeights,
+    TorchBinWeights,
     convert_embedding,
     encoder_config,
     is_embedding_checkpoint,
@@ -204,11 +206,15 @@ def test_unsupported_and_missing_inputs(tmp_path: Path, minilm_checkpoint: Path)
     bad.mkdir()
     (bad / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     (bad / "tokenizer.json").write_text("{}")
-    with pytest.raises(EmbeddingConversionError, match="unsupported embedding architecture 'gpt2'"):
+    with pytest.raises(EmbeddingConversionError, match="unsupported embedding architecture 'gpt2'") as info:
         convert_embedding(bad, tmp_path / "o1")
+    assert isinstance(info.value, ConfigError)  # the CLI prints these as one line
     src = _tiny_checkpoint("bert", tmp_path, minilm_checkpoint)
-    (src / "model.safetensors").rename(src / "pytorch_model.bin")
-    with pytest.raises(EmbeddingConversionError, match="only pytorch_model.bin"):
+    (src / "model.safetensors").rename(src / "pytorch_model.bin")  # not a torch zip archive
+    with pytest.raises(EmbeddingConversionError, match="legacy"):
+        convert_embedding(src, tmp_path / "o2")
+    (src / "pytorch_model.bin").unlink()
+    with pytest.raises(EmbeddingConversionError, match="no model.safetensors or pytorch_model.bin"):
         convert_embedding(src, tmp_path / "o2")
     with pytest.raises(EmbeddingConversionError, match="is not a folder"):
         convert_embedding(tmp_path / "nope", tmp_path / "o3")
@@ -216,3 +222,51 @@ def test_unsupported_and_missing_inputs(tmp_path: Path, minilm_checkpoint: Path)
     existing.mkdir()
     with pytest.raises(EmbeddingConversionError, match="exists already"):
         convert_embedding(minilm_checkpoint, existing)
+
+
+def test_pytorch_bin_and_vocab_txt_checkpoint(tmp_path: Path, minilm_checkpoint: Path) -> None:
+    """A checkpoint like text2vec-large-chinese: pytorch_model.bin and vocab.txt only, read without torch."""
+    import torch
+    from safetensors.numpy import load_file
+    from transformers import BertTokenizer
+
+    src = _tiny_checkpoint("bert", tmp_path, minilm_checkpoint)
+    tensors = load_file(src / "model.safetensors")
+    state = {f"bert.{k}": torch.from_numpy(v.copy()) for k, v in tensors.items()}
+    state["bert.embeddings.word_embeddings.weight"] = state["bert.embeddings.word_embeddings.weight"].half()
+    torch.save(state, src / "pytorch_model.bin")
+    (src / "model.safetensors").unlink()
+    (src / "tokenizer.json").unlink()
+    shutil.copy(minilm_checkpoint / "vocab.txt", src / "vocab.txt")
+    shutil.copy(minilm_checkpoint / "tokenizer_config.json", src / "tokenizer_config.json")
+
+    bin_weights = TorchBinWeights(src / "pytorch_model.bin")
+    np.testing.assert_array_equal(bin_weights("encoder.layer.1.output.dense.weight"),
+                                  tensors["encoder.layer.1.output.dense.weight"])
+    assert bin_weights("embeddings.word_embeddings.weight").dtype == np.float32
+
+    out = convert_embedding(src, tmp_path / "onnx")
+    from tokenizers import Tokenizer
+
+    ours = Tokenizer.from_file(str(out / "tokenizer.json"))
+    slow = BertTokenizer(str(src / "vocab.txt"), do_lower_case=True)
+    for text in ["Hello, World! naïve café", "北京是中国的首都。", "def f(x): return x**2", "I ❤️ NY 2024"]:
+        assert ours.encode(text).ids == slow(text)["input_ids"], text
+
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    ids = np.array([ours.encode("a small check").ids], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    from transformers import BertModel
+
+    ref_model = BertModel.from_pretrained(src, attn_implementation="eager").eval()
+    with torch.no_grad():
+        ref = ref_model(**{k: torch.from_numpy(v) for k, v in feed.items()}).last_hidden_state.numpy()
+    assert np.abs(session.run(["last_hidden_state"], feed)[0] - ref).max() < 1e-3  # fp16 word table in both
+
+
+def test_torch_bin_refuses_arbitrary_pickles(tmp_path: Path) -> None:
+    import torch
+
+    torch.save({"weights": torch.zeros(2), "evil": print}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(EmbeddingConversionError, match="refusing"):
+        TorchBinWeights(tmp_path / "pytorch_model.bin")
