@@ -31,6 +31,16 @@ class SamplerChain:
         self._chain = llama_cpp.llama_sampler_chain_init(chain_params)
         self._grammar = None
         self._n_vocab = n_vocab
+        # Greedy without grammar or penalties is an argmax over the (biased) row: done on a view of the
+        # logits, it skips building llama.cpp's 12-byte candidate array per vocabulary entry (~0.3 ms of
+        # serial work per sequence per step with a 262k vocabulary). Same token as the greedy sampler.
+        self._greedy_fast = (params.temperature <= 0.0 and not params.grammar and params.repetition_penalty == 1.0
+                             and params.presence_penalty == 0.0 and params.frequency_penalty == 0.0)
+        if params.logit_bias:
+            self._bias_ids = np.fromiter((int(t) for t in params.logit_bias), dtype=np.int64)
+            self._bias_vals = np.fromiter((float(b) for b in params.logit_bias.values()), dtype=np.float32)
+        else:
+            self._bias_ids = None
         try:
             self._build(params, vocab, n_vocab, seed)
         except BaseException:
@@ -79,6 +89,8 @@ class SamplerChain:
         self._add(llama_cpp.llama_sampler_init_dist(dist_seed))
 
     def sample(self, ctx, output_index: int) -> int:
+        if self._greedy_fast:
+            return self._greedy(_logits_row(ctx, output_index, self._n_vocab))
         if self._grammar is None:
             return int(llama_cpp.llama_sampler_sample(self._chain, ctx, output_index))
         logits = _logits_row(ctx, output_index, self._n_vocab)
@@ -88,6 +100,22 @@ class SamplerChain:
         llama_cpp.llama_sampler_accept(self._grammar, token)
         llama_cpp.llama_sampler_accept(self._chain, token)
         return token
+
+    def _greedy(self, row: np.ndarray) -> int:
+        """First index of the largest biased logit (what llama.cpp's logit-bias + greedy samplers pick)."""
+        best = int(row.argmax())
+        if self._bias_ids is None:
+            return best
+        biased = row[self._bias_ids] + self._bias_vals
+        if best in self._bias_ids:  # the favourite was biased: look at the whole biased row
+            row = row.copy()
+            row[self._bias_ids] = biased
+            return int(row.argmax())
+        j = int(biased.argmax())
+        challenger = int(self._bias_ids[j])
+        if biased[j] > row[best] or (biased[j] == row[best] and challenger < best):
+            return challenger
+        return best
 
     def _apply(self, logits: np.ndarray, *, with_grammar: bool) -> int:
         cur = self._cur
