@@ -233,3 +233,20 @@ def test_serving_path_never_imports_torch(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "LEAKED []" in out.stdout, out.stdout
+
+
+def test_load_errors_and_model_file_of_a_folder(minilm_dir: Path, tmp_path: Path) -> None:
+    from glm_edge.errors import ConfigError
+
+    e = Embedder.load(minilm_dir / "model.onnx", model_id="m")  # the folder's own model file finds its config
+    try:
+        assert e.dimensions == 384
+    finally:
+        e.close()
+    import shutil
+
+    shutil.copy(minilm_dir / "model.onnx", tmp_path / "lonely.onnx")
+    with pytest.raises(ConfigError, match="does not take strings"):
+        Embedder.load(tmp_path / "lonely.onnx")
+    with pytest.raises(ConfigError, match="neither an ONNX embedding folder"):
+        Embedder.load(tmp_path)

@@ -215,6 +215,9 @@ class StringInputBackend:
                 proto.graph.output.append(onnx.helper.make_tensor_value_info(
                     self._count_output, onnx.TensorProto.INT64, None))
                 break
+        if len(proto.graph.input) != 1 or proto.graph.input[0].type.tensor_type.elem_type != onnx.TensorProto.STRING:
+            raise ConfigError(f"{model_file} does not take strings; give the folder that holds it and its "
+                              "embedding.json, or convert the checkpoint with `glm-edge convert`")
         self.input_name = proto.graph.input[0].name
         self.output_name = proto.graph.output[0].name
         dim = proto.graph.output[0].type.tensor_type.shape.dim[-1].dim_value
@@ -248,6 +251,8 @@ class StringInputBackend:
 def load_backend(path: Path | str, *, threads: int | None = None, device: str = "auto") -> Backend:
     """A converted folder (with embedding.json) or a string-input .onnx file."""
     path = Path(path)
+    if path.is_file() and (path.parent / "embedding.json").exists():  # model.onnx of a converted folder
+        path = path.parent
     if path.is_dir() and (path / "embedding.json").exists():
         return EncoderBackend(path, threads=threads, device=device)
     if path.is_file() and path.suffix == ".onnx":
