@@ -30,7 +30,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("model", required=False)
-@click.option("--embedding", "embedding", multiple=True, help="embedding model to serve (repeatable): catalog id or ONNX folder; default all-MiniLM-L6-v2")
+@click.option("--embedding", "embedding", multiple=True, help="embedding model to serve (repeatable): catalog id or ONNX folder; default use-multilingual-v3-int8 and all-MiniLM-L6-v2")
 @click.option("--no-embedding", is_flag=True, default=None, help="serve no embedding model")
 @click.option("--host", help="address to listen on [127.0.0.1; env GLM_EDGE_HOST]")
 @click.option("--port", type=int, help="port [8200; env API_PORT or GLM_EDGE_PORT]")

@@ -7,6 +7,10 @@ from pathlib import Path
 
 DEFAULT_CHAT_ID = "gemma-3-270m"
 DEFAULT_EMBEDDING_ID = "all-MiniLM-L6-v2"
+MULTILINGUAL_EMBEDDING_ID = "use-multilingual-v3-int8"
+# served when no --embedding is given: the multilingual encoder first (the default of requests that name no
+# model, so Chinese works out of the box), then MiniLM for English
+DEFAULT_EMBEDDING_IDS = (MULTILINGUAL_EMBEDDING_ID, DEFAULT_EMBEDDING_ID)
 
 
 def models_home() -> Path:

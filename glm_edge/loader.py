@@ -10,6 +10,7 @@ from pathlib import Path
 from glm_edge.catalog import CatalogEntry, load_catalog
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.chat_model import ChatModel
+from glm_edge.defaults import DEFAULT_EMBEDDING_ID, DEFAULT_EMBEDDING_IDS
 from glm_edge.errors import ConfigError
 from glm_edge.registry import ModelRegistry
 from glm_edge.resolve import ChatSpec, EmbeddingSpec, resolve_chat, resolve_embedding
@@ -27,7 +28,7 @@ class ServeSpecs:
 def resolve_all(settings: Settings) -> ServeSpecs:
     """Fast checks before the server starts: every name resolves to files on disk (or a ConfigError)."""
     chat = None if settings.no_chat else resolve_chat(settings.model)
-    names: list[str | None] = [] if settings.no_embedding else (list(settings.embedding) or [None])
+    names: list[str] = [] if settings.no_embedding else (list(settings.embedding) or list(DEFAULT_EMBEDDING_IDS))
     embeddings = [resolve_embedding(name) for name in names]
     ids = [e.id for e in embeddings]
     if len(set(ids)) != len(ids):
@@ -111,11 +112,11 @@ def load_embedder(spec: EmbeddingSpec, settings: Settings):  # -> glm_edge.embed
     from glm_edge.embed.embedder import Embedder
 
     folder = spec.source
-    if spec.entry is not None and spec.entry.embedded:
+    if spec.id == DEFAULT_EMBEDDING_ID and spec.entry is not None and spec.entry.embedded:
         from glm_edge.embed.defaults import default_embedding_dir
 
-        folder = default_embedding_dir()
-    elif not (folder / "model.onnx").is_file():
+        folder = default_embedding_dir()  # converted once from the packaged checkpoint
+    elif folder.is_dir() and not (folder / "model.onnx").is_file():
         folder = _converted_onnx(folder, spec.id)
     return Embedder.load(folder, model_id=spec.id, threads=settings.embed_threads)
 

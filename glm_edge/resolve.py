@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glm_edge.catalog import CatalogEntry, load_catalog
-from glm_edge.defaults import DEFAULT_CHAT_ID, DEFAULT_EMBEDDING_ID, default_chat_gguf, models_home
+from glm_edge.defaults import (
+    DEFAULT_CHAT_ID,
+    DEFAULT_EMBEDDING_ID,
+    MULTILINGUAL_EMBEDDING_ID,
+    default_chat_gguf,
+    models_home,
+)
 from glm_edge.errors import ConfigError
 
 
@@ -114,6 +120,10 @@ def resolve_embedding(spec: str | None, home: Path | None = None) -> EmbeddingSp
         from glm_edge.defaults import default_embedding_checkpoint
 
         return EmbeddingSpec(DEFAULT_EMBEDDING_ID, default_embedding_checkpoint(), catalog.get(DEFAULT_EMBEDDING_ID))
+    if spec == MULTILINGUAL_EMBEDDING_ID:
+        from glm_edge.embed.defaults import multilingual_default_model
+
+        return EmbeddingSpec(spec, multilingual_default_model(), catalog.get(spec))
     path = Path(spec).expanduser()
     if path.is_dir():
         entry = _entry_for_filename(path.name)

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     )
     embedding: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="embedding models to serve: catalog ids or ONNX folders (default: the embedded all-MiniLM-L6-v2)",
+        description="embedding models to serve: catalog ids or ONNX folders (default: the embedded use-multilingual-v3-int8 and all-MiniLM-L6-v2)",
     )
     no_embedding: bool = Field(default=False, description="serve no embedding model")
     no_chat: bool = Field(default=False, description="serve no chat model")

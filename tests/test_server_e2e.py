@@ -60,7 +60,7 @@ def test_embeddings_are_normalised(client: openai.OpenAI) -> None:
 
 def test_models_list_both(client: openai.OpenAI, server: str) -> None:
     ids = {m.id for m in client.models.list().data}
-    assert {"gemma-3-270m", "all-MiniLM-L6-v2"} <= ids
+    assert {"gemma-3-270m", "all-MiniLM-L6-v2", "use-multilingual-v3-int8"} <= ids
     glm = httpx.get(f"{server}/models").json()
     assert glm["object"] == "list"
     for card in glm["data"]:
@@ -68,6 +68,15 @@ def test_models_list_both(client: openai.OpenAI, server: str) -> None:
         assert card["owned_by"] == "owner" and card["root"] is None and card["permission"] is None
     kinds = {(c["id"], c["object"]) for c in glm["data"]}
     assert ("gemma-3-270m", "chat.completion") in kinds and ("all-MiniLM-L6-v2", "embedding") in kinds
+
+
+def test_default_embedding_model_handles_chinese(server: str) -> None:
+    """Requests that name no model get the multilingual encoder: Chinese paraphrases land close together."""
+    body = {"prompt": ["今天天气很好", "今天的天气非常不错", "我喜欢吃苹果"]}
+    res = httpx.post(f"{server}/embedding", json=body, timeout=60).json()
+    assert res["model"] == "use-multilingual-v3-int8" and res["object"] == "embedding"
+    a, b, c = (np.array(v) for v in res["data"])
+    assert a @ b > a @ c
 
 
 def test_glm_api_chat_and_tokenize(server: str) -> None:
