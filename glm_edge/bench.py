@@ -177,13 +177,16 @@ async def run_level(stream: StreamFn, prompts: list[str], concurrency: int, max_
 
     t0 = time.perf_counter()
     results = await asyncio.gather(*[one(p) for p in prompts])
-    wall = time.perf_counter() - t0
+    return summarize(list(results), concurrency, max_tokens, time.perf_counter() - t0)
+
+
+def summarize(results: list[RequestResult], concurrency: int, max_tokens: int, wall: float) -> dict[str, Any]:
     ok = [r for r in results if r.ok]
     tokens = sum(r.completion_tokens for r in ok)
     ttfts = [r.ttft_s for r in ok]
     return {
         "concurrency": concurrency,
-        "requests": len(prompts),
+        "requests": len(results),
         "errors": len(results) - len(ok),
         "first_error": next((r.error for r in results if not r.ok), None),
         "max_tokens": max_tokens,
@@ -195,6 +198,28 @@ async def run_level(stream: StreamFn, prompts: list[str], concurrency: int, max_
         "ttft_p50_s": _pct(ttfts, 50),
         "ttft_p95_s": _pct(ttfts, 95),
     }
+
+
+async def run_single_paired(stream: StreamFn, prompts: list[str], max_tokens: int, rounds: int,
+                            baseline: Any | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Single-stream requests interleaved with the baseline's non-stream and stream runs on the same prompt,
+    so that both see the same machine (a shared machine's load changes by the minute). Medians reported."""
+    results: list[RequestResult] = []
+    base_runs: dict[str, list[dict[str, Any]]] = {"non_stream": [], "stream": []}
+    for r in range(rounds):
+        prompt = prompts[r % len(prompts)]
+        if baseline is not None:
+            base_runs["non_stream"].append(baseline.run(prompt, max_tokens, stream=False).to_dict())
+            base_runs["stream"].append(baseline.run(prompt, max_tokens, stream=True).to_dict())
+        results.append(await stream(prompt, max_tokens, None))
+    level = summarize(results, 1, max_tokens, sum(x.total_s for x in results))
+    if baseline is None:
+        return level, None
+    summary = {}
+    for kind, runs in base_runs.items():
+        ordered = sorted(runs, key=lambda d: d["tok_s"])
+        summary[kind] = dict(ordered[len(ordered) // 2], runs_tok_s=[d["tok_s"] for d in runs])
+    return level, summary
 
 
 async def run_join(stream: StreamFn, prompts: list[str], max_tokens: int, n_background: int = 7) -> dict[str, Any]:
@@ -354,17 +379,14 @@ def run_bench(url: str | None = None, model: str | None = None, concurrency: lis
                      "requests_per_level": requests_per_level, "threads": threads or os.cpu_count(),
                      "api": api, "ctx_size": ctx, "long_tokens": long_tokens},
     }
-    if baseline and gguf is not None:
-        from glm_edge.engine.baseline import llama_baseline
-
-        kw = dict(n_ctx=ctx, n_threads=threads, n_gpu_layers=n_gpu_layers, logit_bias=bias, repeats=2)
-        result["baseline"] = {
-            "non_stream": llama_baseline(str(gguf), prompts[0], max_tokens, stream=False, **kw).to_dict(),
-            "stream": llama_baseline(str(gguf), prompts[0], max_tokens, stream=True, **kw).to_dict(),
-        }
     n_slots = parallel or max(max(levels), 8 if join else 1)
-    server = engine = None
+    server = engine = base = None
     try:
+        if baseline and gguf is not None:
+            from glm_edge.engine.baseline import LlamaBaseline
+
+            base = LlamaBaseline(str(gguf), n_ctx=ctx, n_threads=threads, n_gpu_layers=n_gpu_layers,
+                                 logit_bias=bias)
         if inprocess:
             from glm_edge.engine.llama_engine import LlamaEngine
 
@@ -378,34 +400,50 @@ def run_bench(url: str | None = None, model: str | None = None, concurrency: lis
         else:
             result["target"] = url
         result.update(asyncio.run(_measure(url, engine, model_id, bias, prompts, levels, max_tokens,
-                                           requests_per_level, long_tokens, join, api, api_key)))
+                                           requests_per_level, long_tokens, join, api, api_key, base)))
     finally:
         if server is not None:
             server.close()
         if engine is not None:
             engine.close()
+        if base is not None:
+            base.close()
     _ratios(result)
     return result
 
 
 async def _measure(url: str | None, engine: Any, model_id: str | None, bias: dict[int, float], prompts: list[str],
                    levels: list[int], max_tokens: int, requests_per_level: int | None, long_tokens: int,
-                   join: bool, api: str, api_key: str | None) -> dict[str, Any]:
+                   join: bool, api: str, api_key: str | None, baseline: Any | None) -> dict[str, Any]:
     target = EngineTarget(engine, bias) if engine is not None else HttpTarget(url, model_id, api=api,
                                                                                 api_key=api_key, logit_bias=bias)
     out: dict[str, Any] = {"levels": []}
     try:
         await target.stream(prompts[-1], 4, None)  # warm-up (first decode allocates buffers)
+        if baseline is not None:
+            baseline.run(prompts[-1], 4, stream=False)
+        rounds = max(3, requests_per_level or 0)
+        single, base = await run_single_paired(target.stream, prompts, max_tokens, rounds, baseline)
+        if base is not None:
+            out["baseline"] = base
         for c in levels:
+            if c == 1:
+                out["levels"].append(single)
+                continue
             n = requests_per_level or 2 * c
             out["levels"].append(await run_level(target.stream, prompts[:n], c, max_tokens))
+        if 1 not in levels:
+            out["single"] = single
         if long_tokens:
-            short = await run_level(target.stream, prompts[:1], 1, max_tokens)
-            long = await run_level(target.stream, prompts[1:2], 1, long_tokens)
-            out["long"] = {"short_tokens": max_tokens, "long_tokens": long_tokens,
-                           "short_tok_s": short["per_stream_tok_s"], "long_tok_s": long["per_stream_tok_s"],
-                           "ratio": long["per_stream_tok_s"] / short["per_stream_tok_s"]
-                           if short["per_stream_tok_s"] else None}
+            # short, long, short: the long answer is compared with the short ones around it
+            before = await target.stream(prompts[0], max_tokens, None)
+            long = await target.stream(prompts[1], long_tokens, None)
+            after = await target.stream(prompts[2], max_tokens, None)
+            short_tok_s = (before.decode_tok_s + after.decode_tok_s) / 2
+            out["long"] = {"short_tokens": max_tokens, "long_tokens": long_tokens, "short_tok_s": short_tok_s,
+                           "long_tok_s": long.decode_tok_s, "long_completion_tokens": long.completion_tokens,
+                           "ratio": long.decode_tok_s / short_tok_s if short_tok_s else None,
+                           "errors": sum(not r.ok for r in (before, long, after))}
         if join:
             out["join"] = await run_join(target.stream, prompts, max_tokens)
     finally:
@@ -415,7 +453,7 @@ async def _measure(url: str | None, engine: Any, model_id: str | None, bias: dic
 
 def _ratios(result: dict[str, Any]) -> None:
     base = (result.get("baseline") or {}).get("non_stream", {}).get("tok_s")
-    single = next((lv for lv in result.get("levels", []) if lv["concurrency"] == 1), None)
+    single = next((lv for lv in result.get("levels", []) if lv["concurrency"] == 1), result.get("single"))
     for lv in result.get("levels", []):
         lv["ratio_to_baseline"] = lv["aggregate_tok_s"] / base if base else None
         lv["scaling_vs_single"] = (lv["aggregate_tok_s"] / single["aggregate_tok_s"]
@@ -434,7 +472,8 @@ def format_table(result: dict[str, Any]) -> str:
     base = result.get("baseline")
     if base:
         ns, st = base["non_stream"], base["stream"]
-        lines.append(f"baseline llama-cpp-python Llama: non-stream {ns['tok_s']:.1f} tok/s, "
+        lines.append(f"baseline llama-cpp-python Llama (median of {len(ns['runs_tok_s'])}, interleaved with the "
+                     f"single-stream requests): non-stream {ns['tok_s']:.1f} tok/s, "
                      f"stream {st['tok_s']:.1f} tok/s (TTFT {st['ttft_s'] or 0:.3f} s)")
         lines.append("")
     header = f"{'conc':>5} {'reqs':>5} {'tok/s/stream':>13} {'aggregate':>10} {'TTFT p50':>9} {'TTFT p95':>9} " \

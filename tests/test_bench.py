@@ -35,6 +35,7 @@ def test_in_process_engine_run(default_gguf):
                        requests_per_level=2, baseline=False, long_tokens=16, join=False, inprocess=True)
     check_levels(result, [1, 2], 8)
     assert result["long"]["long_tok_s"] > 0 and result["long"]["ratio"] > 0
+    assert result["long"]["long_completion_tokens"] == 16 and result["long"]["errors"] == 0
     assert "baseline" not in result
     table = format_table(result)
     assert "aggregate" in table and "16-token stream" in table
@@ -48,6 +49,7 @@ def test_http_run_against_a_served_subprocess_with_baseline():
     check_levels(result, [1, 2], 8)
     base = result["baseline"]
     assert base["non_stream"]["completion_tokens"] == 8 and base["stream"]["completion_tokens"] == 8
+    assert len(base["non_stream"]["runs_tok_s"]) == result["levels"][0]["requests"] == 3  # paired rounds
     assert base["stream"]["ttft_s"] is not None
     assert result["levels"][0]["ratio_to_baseline"] > 0 and result["single_stream_vs_baseline"] > 0
     join = result["join"]

@@ -35,40 +35,52 @@ class BaselineResult:
         return d
 
 
+class LlamaBaseline:
+    """llama-cpp-python's `Llama` on a GGUF, timed per completion (greedy, no prompt cache between runs)."""
+
+    def __init__(self, model_path: str, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_gpu_layers: int = -1, logit_bias: dict[int, float] | None = None) -> None:
+        n_threads = n_threads or os.cpu_count() or 1
+        self.llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads,
+                                   n_threads_batch=n_threads, n_gpu_layers=n_gpu_layers, verbose=False)
+        self.bias = logit_bias if logit_bias is not None else {self.llm.token_eos(): -100.0}
+
+    def run(self, prompt: str, max_tokens: int, *, stream: bool) -> BaselineResult:
+        llm = self.llm
+        llm.reset()  # each run pays its prefill, as a fresh request would
+        t0 = time.perf_counter()
+        ttft = None
+        n = 0
+        if stream:
+            for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
+                                               logit_bias=self.bias):
+                choice = chunk["choices"][0]
+                if ttft is None and choice["text"]:
+                    ttft = time.perf_counter() - t0
+                if choice["finish_reason"] is None:  # one chunk per token, then a closing chunk
+                    n += 1
+        else:
+            out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, logit_bias=self.bias)
+            n = out["usage"]["completion_tokens"]
+        dt = time.perf_counter() - t0
+        return BaselineResult("llama-cpp-python Llama " + ("stream" if stream else "non-stream"), 1, n, dt, ttft)
+
+    def close(self) -> None:
+        self.llm.close()
+
+
 def llama_baseline(model_path: str, prompt: str, max_tokens: int, *, stream: bool, n_ctx: int = 4096,
                    n_threads: int | None = None, n_gpu_layers: int = -1, repeats: int = 1,
                    logit_bias: dict[int, float] | None = None) -> BaselineResult:
     """`Llama.create_completion` greedy, `max_tokens` tokens (end-of-generation tokens biased away by
     `logit_bias`, default: EOS only), best of `repeats` runs."""
-    n_threads = n_threads or os.cpu_count() or 1
-    llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
-                          n_gpu_layers=n_gpu_layers, verbose=False)
+    base = LlamaBaseline(model_path, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
+                         logit_bias=logit_bias)
     try:
-        bias = logit_bias if logit_bias is not None else {llm.token_eos(): -100.0}
-        best: BaselineResult | None = None
-        for _ in range(max(1, repeats)):
-            llm.reset()  # no prompt cache between repeats: each run pays its prefill, as a fresh request would
-            t0 = time.perf_counter()
-            ttft = None
-            n = 0
-            if stream:
-                for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
-                                                   logit_bias=bias):
-                    choice = chunk["choices"][0]
-                    if ttft is None and choice["text"]:
-                        ttft = time.perf_counter() - t0
-                    if choice["finish_reason"] is None:  # one chunk per token, then a closing chunk
-                        n += 1
-            else:
-                out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, logit_bias=bias)
-                n = out["usage"]["completion_tokens"]
-            dt = time.perf_counter() - t0
-            res = BaselineResult("llama-cpp-python Llama " + ("stream" if stream else "non-stream"), 1, n, dt, ttft)
-            if best is None or res.tok_s > best.tok_s:
-                best = res
-        return best
+        runs = [base.run(prompt, max_tokens, stream=stream) for _ in range(max(1, repeats))]
+        return max(runs, key=lambda r: r.tok_s)
     finally:
-        llm.close()
+        base.close()
 
 
 def bare_batched_loop(model_path: str, n_seq: int, n_tokens: int, *, prompt: str = "Once upon a time",
