@@ -352,13 +352,15 @@ def run_bench(url: str | None = None, model: str | None = None, concurrency: lis
               max_tokens: int = 128, prompt_tokens: int = 32, requests_per_level: int | None = None,
               baseline: bool = True, parallel: int | None = None, threads: int | None = None,
               long_tokens: int = 1024, join: bool = True, api: str = "completions", api_key: str | None = None,
-              inprocess: bool = False, ctx_size: int | None = None, n_gpu_layers: int = -1) -> dict[str, Any]:
+              inprocess: bool = False, ctx_size: int | None = None, n_gpu_layers: int = -1,
+              reference: bool = False) -> dict[str, Any]:
     """Run the whole benchmark and return a JSON-able dict (see `format_table`).
 
     url: a running server; else MODEL (catalog id / GGUF path / None = the embedded default) is served by a
     subprocess `glm-edge serve` (or, with `inprocess`, by a LlamaEngine in this process, no HTTP).
     requests_per_level: default 2 x concurrency. long_tokens: 0 skips the long-answer run. The baseline
-    needs the GGUF: with `url`, give `model` too (else the baseline is skipped)."""
+    needs the GGUF: with `url`, give `model` too (else the baseline is skipped). `reference` adds, per
+    level, a bare batched-decode loop on the same GGUF in this process (llama.cpp's own ceiling here)."""
     levels = sorted(set(concurrency or [1, 4, 8]))
     if not levels or levels[0] < 1:
         raise ConfigError("concurrency levels must be positive integers")
@@ -408,6 +410,12 @@ def run_bench(url: str | None = None, model: str | None = None, concurrency: lis
             engine.close()
         if base is not None:
             base.close()
+    if reference and gguf is not None:
+        from glm_edge.engine.baseline import bare_batched_loop
+
+        bare = {c: bare_batched_loop(str(gguf), c, max_tokens, n_threads=threads).tok_s for c in levels}
+        result["reference"] = {"bare_batched_loop_tok_s": bare,
+                               "scaling_vs_single": {c: v / bare[levels[0]] for c, v in bare.items()}}
     _ratios(result)
     return result
 
@@ -488,6 +496,10 @@ def format_table(result: dict[str, Any]) -> str:
     if result.get("single_stream_vs_baseline"):
         lines.append("")
         lines.append(f"single stream (end to end) / baseline non-stream: {result['single_stream_vs_baseline']:.2f}")
+    ref = result.get("reference")
+    if ref:
+        lines.append("bare batched-decode loop, same GGUF, this process: " + ", ".join(
+            f"x{c}: {v:.1f} tok/s ({ref['scaling_vs_single'][c]:.2f}x)" for c, v in ref["bare_batched_loop_tok_s"].items()))
     long = result.get("long")
     if long and long.get("ratio"):
         lines.append(f"{long['long_tokens']}-token stream {long['long_tok_s']:.1f} tok/s vs {long['short_tokens']}-token "

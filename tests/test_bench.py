@@ -32,8 +32,11 @@ def check_levels(result, levels, max_tokens):
 
 def test_in_process_engine_run(default_gguf):
     result = run_bench(model=str(default_gguf), concurrency=[1, 2], max_tokens=8, prompt_tokens=16,
-                       requests_per_level=2, baseline=False, long_tokens=16, join=False, inprocess=True)
+                       requests_per_level=2, baseline=False, long_tokens=16, join=False, inprocess=True,
+                       reference=True)
     check_levels(result, [1, 2], 8)
+    assert set(result["reference"]["bare_batched_loop_tok_s"]) == {1, 2}
+    assert "bare batched-decode loop" in format_table(result)
     assert result["long"]["long_tok_s"] > 0 and result["long"]["ratio"] > 0
     assert result["long"]["long_completion_tokens"] == 16 and result["long"]["errors"] == 0
     assert "baseline" not in result
