@@ -341,3 +341,20 @@ def test_logprobs_grammar_and_penalties(engine):
     penalised = text_of(asyncio.run(collect(engine, PROMPTS[0], greedy(32, ignore_eos=True, repetition_penalty=1.5,
                                                                          presence_penalty=0.5))))
     assert penalised != plain
+
+
+def test_start_up_errors_are_one_line_config_errors(tmp_path, default_gguf):
+    from glm_edge.engine.llama_engine import kv_cache_type
+    from glm_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not found"):
+        LlamaEngine(str(tmp_path / "missing.gguf")).start()
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a gguf at all" * 100)
+    with pytest.raises(ConfigError, match="could not load"):
+        LlamaEngine(str(bogus)).start()
+    with pytest.raises(ConfigError, match="unknown KV cache type"):
+        kv_cache_type("q9_9")
+    assert kv_cache_type("q8_0") == llama_cpp.GGML_TYPE_Q8_0
+    with pytest.raises(ConfigError):
+        LlamaEngine(str(default_gguf), n_parallel=0)
