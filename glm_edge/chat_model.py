@@ -31,6 +31,12 @@ class ChatModel:
     bos_token: str = ""
     eos_token: str = ""
 
+    @property
+    def skip_special_tokens(self) -> bool:
+        """Control tokens are dropped from the text, except where a parser reads them (GLM's <|assistant|>
+        between calls, reasoning tags that a GGUF marks as control). Stop tokens are never in the text."""
+        return not (self.reasoning_parser or self.tool_parser)
+
     def render(self, request: ChatCompletionRequest) -> RenderedPrompt:
         choice = request.tool_choice
         if choice is not None and not isinstance(choice, str):

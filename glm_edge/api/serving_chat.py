@@ -64,6 +64,7 @@ async def create_chat_completion(request: ChatCompletionRequest, raw: Request) -
     params = request.to_sampling_params(
         model.defaults, max_tokens=limit, stop_token_ids=model.stop_token_ids,
         logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0, grammar=grammar_for(request))
+    params.skip_special_tokens = model.skip_special_tokens
     request_id = random_id("chatcmpl")
     stream = model.engine.generate(prompt_tokens, params, request_id)
     first = await _first_chunk(stream)  # queue-full / context errors surface here, before the 200
