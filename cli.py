@@ -176,11 +176,20 @@ def list_models(as_json: bool) -> None:
 @click.option("--no-baseline", is_flag=True, help="skip llama-cpp-python's Llama baseline")
 @click.option("--parallel", type=int, help="slots of the server started for the run [max concurrency]")
 @click.option("--threads", type=int, help="CPU threads of the server and the baseline")
+@click.option("--long-tokens", type=int, default=1024, show_default=True, help="a long answer to check flat per-token cost (0 skips)")
+@click.option("--no-join", is_flag=True, help="skip the TTFT-while-others-stream measurement")
+@click.option("--api", type=click.Choice(["completions", "chat"]), default="completions", show_default=True)
+@click.option("--api-key", help="key for a server started with --api-key")
+@click.option("--in-process", is_flag=True, help="drive the engine in this process (no HTTP)")
+@click.option("--reference", is_flag=True, help="also measure a bare batched llama_decode loop per level")
+@click.option("--ctx-size", type=int, help="context per slot of the server started for the run")
+@click.option("--n-gpu-layers", type=int, default=-1, show_default=True)
 @click.option("--embeddings", is_flag=True, help="benchmark the embedder instead of chat")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def bench(model: str | None, url: str | None, concurrency: str, max_tokens: int, prompt_tokens: int,
           requests_per_level: int | None, no_baseline: bool, parallel: int | None, threads: int | None,
-          embeddings: bool, as_json: bool) -> None:
+          long_tokens: int, no_join: bool, api: str, api_key: str | None, in_process: bool, reference: bool,
+          ctx_size: int | None, n_gpu_layers: int, embeddings: bool, as_json: bool) -> None:
     """Measure tok/s, aggregate tok/s and TTFT through the HTTP API, against llama-cpp-python's Llama."""
     try:
         levels = [int(x) for x in concurrency.split(",") if x.strip()]
@@ -197,7 +206,9 @@ def bench(model: str | None, url: str | None, concurrency: str, max_tokens: int,
 
         result = run_bench(url=url, model=model, concurrency=levels, max_tokens=max_tokens,
                            prompt_tokens=prompt_tokens, requests_per_level=requests_per_level,
-                           baseline=not no_baseline, parallel=parallel, threads=threads)
+                           baseline=not no_baseline, parallel=parallel, threads=threads, long_tokens=long_tokens,
+                           join=not no_join, api=api, api_key=api_key, inprocess=in_process, ctx_size=ctx_size,
+                           n_gpu_layers=n_gpu_layers, reference=reference)
     except ConfigError as exc:
         raise _fail(exc) from None
     click.echo(json.dumps(result, indent=2) if as_json else format_table(result))
