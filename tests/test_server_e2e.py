@@ -149,3 +149,53 @@ def test_stream_error_shape_after_start_is_sse(server: str) -> None:
     body = {"messages": [{"role": "user", "content": "word " * 3000}], "stream": True}
     res = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60)
     assert res.status_code == 400 and json.loads(res.text)["error"]["code"] == "context_length_exceeded"
+
+
+def _engine_stat(server: str, name: str) -> float:
+    for line in httpx.get(f"{server}/metrics").text.splitlines():
+        if line.startswith(f"glm_edge_{name}{{") and 'model="gemma-3-270m"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def _wait_idle(server: str) -> None:
+    import time
+
+    for _ in range(200):
+        if _engine_stat(server, "slots_busy") == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("a slot stayed busy after its client went away")
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_that_goes_away_frees_its_slot(server: str, stream: bool) -> None:
+    _wait_idle(server)
+    aborted = _engine_stat(server, "requests_aborted")
+    body = {"model": "gemma-3-270m", "messages": MESSAGES, "max_tokens": 900, "temperature": 0.7,
+            "stream": stream}
+    if stream:
+        with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, timeout=60) as res:
+            lines = res.iter_lines()
+            for _ in range(4):
+                next(lines)  # a few chunks arrive, then the client hangs up
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server}/v1/chat/completions", json=body, timeout=httpx.Timeout(60, read=0.5))
+    _wait_idle(server)
+    assert _engine_stat(server, "requests_aborted") == aborted + 1
+
+
+def test_text_completions(client: openai.OpenAI) -> None:
+    full = client.completions.create(model="gemma-3-270m", prompt="The capital of France is", max_tokens=12,
+                                     temperature=0, logprobs=2)
+    text = full.choices[0].text
+    assert text and full.usage.completion_tokens == len(full.choices[0].logprobs.tokens) == 12
+    assert all(len(top) <= 2 for top in full.choices[0].logprobs.top_logprobs)
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model="gemma-3-270m", prompt="The capital of France is", max_tokens=12, temperature=0, stream=True)
+        if c.choices)
+    assert streamed == text
+    echoed = client.completions.create(model="gemma-3-270m", prompt="The capital of France is", max_tokens=12,
+                                       temperature=0, echo=True)
+    assert echoed.choices[0].text.endswith(text) and "The capital of France is" in echoed.choices[0].text

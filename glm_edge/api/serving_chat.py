@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, TypeVar
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from glm_edge.api.errors import error_body
 from glm_edge.api.protocol import (
@@ -30,11 +32,36 @@ from glm_edge.errors import EngineError, GlmEdgeError
 
 log = logging.getLogger("glm_edge.api")
 
+T = TypeVar("T")
+
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def sse(payload: str) -> str:
     return f"data: {payload}\n\n"
+
+
+async def unless_disconnected(raw: Request, work: Awaitable[T]) -> T | Response:
+    """Run a non-streaming answer, but stop it (and so free its slot) as soon as the client goes away.
+    The body was read already, so the next ASGI message is the disconnect."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await raw.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()  # closes the engine stream: the request is aborted at the next step
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    log.info("client went away before its answer; request cancelled")
+    return Response(status_code=499)
 
 
 def logprob_entries(items: list[TokenLogprob] | None) -> list[TokenLogprobEntry]:
@@ -73,7 +100,8 @@ async def create_chat_completion(request: ChatCompletionRequest, raw: Request) -
         return StreamingResponse(_stream(request, model, rendered.tool_names, request_id, first, stream,
                                          len(prompt_tokens), metrics),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
-    return await _complete(request, model, rendered.tool_names, request_id, first, stream, len(prompt_tokens), metrics)
+    return await unless_disconnected(
+        raw, _complete(request, model, rendered.tool_names, request_id, first, stream, len(prompt_tokens), metrics))
 
 
 async def _first_chunk(stream: AsyncIterator[GenerationChunk]) -> GenerationChunk | None:

@@ -17,7 +17,7 @@ from glm_edge.api.protocol import (
     now,
     random_id,
 )
-from glm_edge.api.serving_chat import SSE_HEADERS, sse
+from glm_edge.api.serving_chat import SSE_HEADERS, sse, unless_disconnected
 from glm_edge.engine.types import GenerationChunk, TokenLogprob
 from glm_edge.errors import GlmEdgeError, InvalidRequestError
 
@@ -77,23 +77,30 @@ async def create_completion(request: CompletionRequest, raw: Request) -> Any:
     if request.stream:
         return StreamingResponse(_stream(request, model.id, request_id, echo, chunks(), len(tokens), metrics),
                                  media_type="text/event-stream", headers=SSE_HEADERS)
+    return await unless_disconnected(raw, _complete(request, model.id, request_id, echo, chunks(), len(tokens),
+                                                     metrics, want_logprobs))
+
+
+async def _complete(request: CompletionRequest, model_id: str, request_id: str, echo: str,
+                    chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any,
+                    want_logprobs: bool) -> CompletionResponse:
     texts = {i: echo for i in range(request.n)}
     lps: dict[int, list[TokenLogprob]] = {i: [] for i in range(request.n)}
     finish: dict[int, str] = {}
     generated: dict[int, int] = {}
-    async for chunk in chunks():
+    async for chunk in chunks:
         texts[chunk.index] += chunk.text
         lps[chunk.index].extend(chunk.logprobs or [])
         generated[chunk.index] = chunk.completion_tokens
         if chunk.finish_reason:
             finish[chunk.index] = chunk.finish_reason
     total = sum(generated.values())
-    metrics.count_tokens(model.id, len(tokens), total)
+    metrics.count_tokens(model_id, n_prompt, total)
     choices = [CompletionChoice(index=i, text=texts[i], finish_reason=finish.get(i, "stop"),
                                 logprobs=_logprobs(lps[i]) if want_logprobs else None) for i in range(request.n)]
-    return CompletionResponse(id=request_id, model=model.id, choices=choices,
-                              usage=Usage(prompt_tokens=len(tokens), completion_tokens=total,
-                                          total_tokens=len(tokens) + total))
+    return CompletionResponse(id=request_id, model=model_id, choices=choices,
+                              usage=Usage(prompt_tokens=n_prompt, completion_tokens=total,
+                                          total_tokens=n_prompt + total))
 
 
 async def _stream(request: CompletionRequest, model_id: str, request_id: str, echo: str,
