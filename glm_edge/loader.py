@@ -61,6 +61,31 @@ def _family_entry(family: str) -> CatalogEntry | None:
     return None
 
 
+_SAMPLING_KEYS = {  # GGUF general.sampling.* -> request field names
+    "general.sampling.temp": "temperature",
+    "general.sampling.top_p": "top_p",
+    "general.sampling.top_k": "top_k",
+    "general.sampling.min_p": "min_p",
+    "general.sampling.penalty_repeat": "repetition_penalty",
+}
+STOP_IDS_KEY = "glm_edge.stop_token_ids"  # written by glm-edge convert
+
+
+def gguf_generation_facts(path: Path) -> tuple[dict[str, float], list[int]]:
+    """The generation defaults and stop ids a GGUF carries (from its generation_config at conversion)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    defaults: dict[str, float] = {}
+    stops: list[int] = []
+    for key, field_ in reader.fields.items():
+        if key in _SAMPLING_KEYS:
+            defaults[_SAMPLING_KEYS[key]] = field_.contents()
+        elif key == STOP_IDS_KEY:
+            stops = [int(v) for v in field_.contents()]
+    return defaults, stops
+
+
 def _template(spec: ChatSpec, settings: Settings, metadata: dict[str, str]) -> ChatTemplate:
     if settings.chat_template is not None:
         return ChatTemplate(settings.chat_template.read_text(encoding="utf-8"), name=str(settings.chat_template))
@@ -88,14 +113,17 @@ def load_chat(spec: ChatSpec, settings: Settings) -> ChatModel:
         family = entry.chat_family if entry else _infer_family(metadata.get("general.architecture", ""),
                                                               template.source)
         facts = entry or _family_entry(family)
+        gguf_defaults, gguf_stops = gguf_generation_facts(spec.gguf)
 
         def piece(token_id: int) -> str:
             return engine.token_to_piece(token_id).decode("utf-8", errors="replace") if token_id >= 0 else ""
 
         model = ChatModel(
             id=spec.id, engine=engine, template=template, family=family, entry=entry,
-            defaults=dict(facts.defaults) if facts else {},
-            stop_token_ids=list(facts.stop_token_ids) if facts else [],
+            # the catalog's defaults, else what the GGUF took from generation_config, else the family's
+            defaults=dict(entry.defaults) if entry else gguf_defaults or (dict(facts.defaults) if facts else {}),
+            # the ids the GGUF's own tokenizer was converted with, else the catalog's
+            stop_token_ids=gguf_stops or (list(facts.stop_token_ids) if facts else []),
             reasoning_parser=facts.reasoning_parser if facts else "",
             tool_parser=facts.tool_parser if facts else "",
             bos_token=piece(engine.bos_token_id()), eos_token=piece(engine.eos_token_id()),
