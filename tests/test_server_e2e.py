@@ -199,3 +199,27 @@ def test_text_completions(client: openai.OpenAI) -> None:
     echoed = client.completions.create(model="gemma-3-270m", prompt="The capital of France is", max_tokens=12,
                                        temperature=0, echo=True)
     assert echoed.choices[0].text.endswith(text) and "The capital of France is" in echoed.choices[0].text
+
+
+def test_full_queue_is_429_with_retry_after(tmp_path: Path, default_gguf: Path) -> None:
+    import threading
+
+    body = {"messages": MESSAGES, "max_tokens": 16, "temperature": 0.7}
+    with running_server("--no-embedding", "--parallel", "1", "--max-queue", "1", "--ctx-size", "4096",
+                        log_path=tmp_path / "serve.log") as url:
+        # holds the slot until this client hangs up: Gemma's <eos> and <end_of_turn> are banned
+        long = {**body, "max_tokens": 4000, "stream": True, "logit_bias": {"1": -100, "106": -100}}
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=long, timeout=60) as first:
+            lines = first.iter_lines()  # keep a reference: a collected iterator closes the response
+            next(lines)  # the only slot is busy
+            waiting = threading.Thread(target=lambda: httpx.post(f"{url}/v1/chat/completions", json=body,
+                                                                 timeout=60))
+            waiting.start()  # fills the queue
+            for _ in range(200):
+                if _engine_stat(url, "queue_length") == 1:
+                    break
+                threading.Event().wait(0.05)
+            res = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            assert res.status_code == 429
+            assert res.json()["error"]["type"] == "rate_limit_error" and int(res.headers["Retry-After"]) >= 1
+        waiting.join(timeout=60)
