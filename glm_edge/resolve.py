@@ -98,6 +98,12 @@ def resolve_chat(spec: str | None, home: Path | None = None) -> ChatSpec:
         found = _ggufs(folder)
         if found:
             return ChatSpec(entry.id if entry else spec, _pick_gguf(found, str(folder)), entry)
+    # `glm-edge convert models/<id>` writes models/<id>-<TYPE>.gguf beside the checkpoint folder
+    name = entry.id if entry else _local_folder(spec, home).name
+    converted = sorted(p for p in home.glob(f"{name}-*.gguf")
+                       if p.is_file() and (entry is None or _entry_for_filename(p.name) == entry))
+    if converted:
+        return ChatSpec(entry.id if entry else spec, _pick_gguf(converted, str(home)), entry)
     hint = f"glm-edge download {spec} --gguf Q4_K_M" if (entry is None or entry.gguf_repo) else (
         f"glm-edge download {spec} && glm-edge convert {_local_folder(entry.id, home)} --type Q4_K_M")
     raise ConfigError(f"model '{spec}' has no GGUF under {home}; get one with: {hint}")

@@ -60,3 +60,18 @@ def test_embedding_folders(tmp_path: Path) -> None:
     assert resolve_embedding("bge-small-zh-v1.5", tmp_path).source == checkpoint
     with pytest.raises(ConfigError, match="glm-edge download text2vec-large-chinese"):
         resolve_embedding("text2vec-large-chinese", tmp_path)
+
+
+def test_a_converted_gguf_beside_the_checkpoint(tmp_path: Path) -> None:
+    """`glm-edge convert models/glm-4-9b-chat --type Q4_K_M` writes models/glm-4-9b-chat-Q4_K_M.gguf."""
+    (tmp_path / "glm-4-9b-chat").mkdir()
+    touch(tmp_path / "glm-4-9b-chat" / "config.json")
+    q4 = touch(tmp_path / "glm-4-9b-chat-Q4_K_M.gguf")
+    touch(tmp_path / "glm-4-9b-chat-F16.gguf")
+    hf = touch(tmp_path / "glm-4-9b-chat-hf-Q4_0.gguf")  # another model whose id starts the same
+    spec = resolve_chat("glm-4-9b-chat", tmp_path)
+    assert spec.gguf == q4 and spec.entry.id == "glm-4-9b-chat"
+    assert resolve_chat("glm-4-9b-chat-hf", tmp_path).gguf == hf
+    hf.unlink()
+    with pytest.raises(ConfigError):  # another catalog model's file is not taken
+        resolve_chat("glm-4-9b-chat-hf", tmp_path)
