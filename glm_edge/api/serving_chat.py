@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from typing import Any, AsyncIterator
 
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import StreamingResponse
 
-from glm_edge.api.errors import error_body
 from glm_edge.api.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -27,42 +23,8 @@ from glm_edge.api.protocol import (
     now,
     random_id,
 )
+from glm_edge.api.streaming import SSE_HEADERS, event_stream, sse, start_generation, unless_disconnected
 from glm_edge.engine.types import GenerationChunk, TokenLogprob
-from glm_edge.errors import EngineError, GlmEdgeError
-
-log = logging.getLogger("glm_edge.api")
-
-T = TypeVar("T")
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def sse(payload: str) -> str:
-    return f"data: {payload}\n\n"
-
-
-async def unless_disconnected(raw: Request, work: Awaitable[T]) -> T | Response:
-    """Run a non-streaming answer, but stop it (and so free its slot) as soon as the client goes away.
-    The body was read already, so the next ASGI message is the disconnect."""
-    task = asyncio.ensure_future(work)
-
-    async def disconnected() -> None:
-        while (await raw.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(disconnected())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()  # closes the engine stream: the request is aborted at the next step
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    log.info("client went away before its answer; request cancelled")
-    return Response(status_code=499)
-
 
 def logprob_entries(items: list[TokenLogprob] | None) -> list[TokenLogprobEntry]:
     return [TokenLogprobEntry(token=t.token, logprob=t.logprob, bytes=t.bytes,
@@ -93,45 +55,21 @@ async def create_chat_completion(request: ChatCompletionRequest, raw: Request) -
         logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0, grammar=grammar_for(request))
     params.skip_special_tokens = model.skip_special_tokens
     request_id = random_id("chatcmpl")
-    stream = model.engine.generate(prompt_tokens, params, request_id)
-    first = await _first_chunk(stream)  # queue-full / context errors surface here, before the 200
+    chunks = await start_generation(model.engine, prompt_tokens, params, request_id)
     metrics = raw.app.state.metrics
     if request.stream:
-        return StreamingResponse(_stream(request, model, rendered.tool_names, request_id, first, stream,
-                                         len(prompt_tokens), metrics),
-                                 media_type="text/event-stream", headers=SSE_HEADERS)
+        events = _events(request, model, rendered.tool_names, request_id, chunks, len(prompt_tokens), metrics)
+        return StreamingResponse(event_stream(events, chunks), media_type="text/event-stream", headers=SSE_HEADERS)
     return await unless_disconnected(
-        raw, _complete(request, model, rendered.tool_names, request_id, first, stream, len(prompt_tokens), metrics))
-
-
-async def _first_chunk(stream: AsyncIterator[GenerationChunk]) -> GenerationChunk | None:
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
-async def _chunks(first: GenerationChunk | None, stream: Any) -> AsyncIterator[GenerationChunk]:
-    """The engine's chunks; closing this (client gone, handler cancelled) closes the engine stream, which
-    aborts the request and frees its slot at the next step."""
-    try:
-        if first is None:
-            return
-        yield first
-        async for chunk in stream:
-            yield chunk
-    finally:
-        await stream.aclose()
+        raw, _complete(request, model, rendered.tool_names, request_id, chunks, len(prompt_tokens), metrics))
 
 
 async def _complete(request: ChatCompletionRequest, model: Any, tool_names: list[str], request_id: str,
-                    first: GenerationChunk | None, stream: AsyncIterator[GenerationChunk], n_prompt: int,
-                    metrics: Any) -> ChatCompletionResponse:
+                    chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> ChatCompletionResponse:
     texts = [""] * request.n
     finish: dict[int, str] = {}
     logprobs: dict[int, list[TokenLogprob]] = {i: [] for i in range(request.n)}
     completion_tokens: dict[int, int] = {}
-    chunks = _chunks(first, stream)
     try:
         async for chunk in chunks:
             texts[chunk.index] += chunk.text
@@ -158,13 +96,11 @@ async def _complete(request: ChatCompletionRequest, model: Any, tool_names: list
                                               total_tokens=n_prompt + generated))
 
 
-async def _stream(request: ChatCompletionRequest, model: Any, tool_names: list[str], request_id: str,
-                  first: GenerationChunk | None, stream: AsyncIterator[GenerationChunk], n_prompt: int,
-                  metrics: Any) -> AsyncIterator[str]:
+async def _events(request: ChatCompletionRequest, model: Any, tool_names: list[str], request_id: str,
+                  chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> AsyncIterator[str]:
     created = now()
     parsers = [model.output_parser(tool_names) for _ in range(request.n)]  # fresh per choice
     completion_tokens: dict[int, int] = {}
-    chunks = _chunks(first, stream)
 
     def chunk_json(choice: ChatChunkChoice | None, usage: Usage | None = None) -> str:
         body = ChatCompletionChunk(id=request_id, created=created, model=model.id,
@@ -174,35 +110,25 @@ async def _stream(request: ChatCompletionRequest, model: Any, tool_names: list[s
             item.setdefault("finish_reason", None)
         return sse(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
-    try:
-        for index in range(request.n):
-            yield chunk_json(ChatChunkChoice(index=index, delta=DeltaMessage(role="assistant", content="")))
-        async for chunk in chunks:
-            parser = parsers[chunk.index]
-            completion_tokens[chunk.index] = chunk.completion_tokens
-            deltas = parser.feed(chunk.text) if chunk.text else []
-            if chunk.finish_reason is not None:
-                deltas += parser.finish()
-            lp = ChoiceLogprobs(content=logprob_entries(chunk.logprobs)) if request.logprobs and chunk.logprobs else None
-            if lp is not None and not deltas:
-                yield chunk_json(ChatChunkChoice(index=chunk.index, delta=DeltaMessage(), logprobs=lp))
-            for position, delta in enumerate(deltas):
-                wire = DeltaMessage.model_validate(delta.to_openai())
-                yield chunk_json(ChatChunkChoice(index=chunk.index, delta=wire, logprobs=lp if position == 0 else None))
-            if chunk.finish_reason is not None:
-                reason = parser.finish_reason(chunk.finish_reason)
-                yield chunk_json(ChatChunkChoice(index=chunk.index, delta=DeltaMessage(), finish_reason=reason))
-        generated = sum(completion_tokens.values())
-        metrics.count_tokens(model.id, n_prompt, generated)
-        if request.stream_options and request.stream_options.include_usage:
-            yield chunk_json(None, Usage(prompt_tokens=n_prompt, completion_tokens=generated,
-                                         total_tokens=n_prompt + generated))
-    except GlmEdgeError as exc:  # after the 200: the error travels inside the stream
-        yield sse(error_body(exc).model_dump_json())
-    except Exception as exc:  # never expected; still end the stream properly
-        log.exception("chat stream failed")
-        yield sse(error_body(EngineError(f"internal error: {type(exc).__name__}")).model_dump_json())
-    finally:
-        await chunks.aclose()
-    yield sse("[DONE]")
-
+    for index in range(request.n):
+        yield chunk_json(ChatChunkChoice(index=index, delta=DeltaMessage(role="assistant", content="")))
+    async for chunk in chunks:
+        parser = parsers[chunk.index]
+        completion_tokens[chunk.index] = chunk.completion_tokens
+        deltas = parser.feed(chunk.text) if chunk.text else []
+        if chunk.finish_reason is not None:
+            deltas += parser.finish()
+        lp = ChoiceLogprobs(content=logprob_entries(chunk.logprobs)) if request.logprobs and chunk.logprobs else None
+        if lp is not None and not deltas:
+            yield chunk_json(ChatChunkChoice(index=chunk.index, delta=DeltaMessage(), logprobs=lp))
+        for position, delta in enumerate(deltas):
+            wire = DeltaMessage.model_validate(delta.to_openai())
+            yield chunk_json(ChatChunkChoice(index=chunk.index, delta=wire, logprobs=lp if position == 0 else None))
+        if chunk.finish_reason is not None:
+            reason = parser.finish_reason(chunk.finish_reason)
+            yield chunk_json(ChatChunkChoice(index=chunk.index, delta=DeltaMessage(), finish_reason=reason))
+    generated = sum(completion_tokens.values())
+    metrics.count_tokens(model.id, n_prompt, generated)
+    if request.stream_options and request.stream_options.include_usage:
+        yield chunk_json(None, Usage(prompt_tokens=n_prompt, completion_tokens=generated,
+                                     total_tokens=n_prompt + generated))

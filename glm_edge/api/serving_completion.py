@@ -7,7 +7,6 @@ from typing import Any, AsyncIterator
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from glm_edge.api.errors import error_body
 from glm_edge.api.protocol import (
     CompletionChoice,
     CompletionLogprobs,
@@ -17,9 +16,9 @@ from glm_edge.api.protocol import (
     now,
     random_id,
 )
-from glm_edge.api.serving_chat import SSE_HEADERS, sse, unless_disconnected
+from glm_edge.api.streaming import SSE_HEADERS, event_stream, sse, start_generation, unless_disconnected
 from glm_edge.engine.types import GenerationChunk, TokenLogprob
-from glm_edge.errors import GlmEdgeError, InvalidRequestError
+from glm_edge.errors import InvalidRequestError
 
 
 def _prompt_tokens(request: CompletionRequest, model: Any) -> list[int]:
@@ -57,27 +56,13 @@ async def create_completion(request: CompletionRequest, raw: Request) -> Any:
                                         stop_token_ids=model.stop_token_ids, logprobs=want_logprobs,
                                         top_logprobs=request.logprobs or 0, grammar=None)
     request_id = random_id("cmpl")
-    stream = model.engine.generate(tokens, params, request_id)
-    try:
-        first = await stream.__anext__()
-    except StopAsyncIteration:
-        first = None
+    chunks = await start_generation(model.engine, tokens, params, request_id)
     echo = model.engine.detokenize(tokens) if request.echo else ""
     metrics = raw.app.state.metrics
-
-    async def chunks() -> AsyncIterator[GenerationChunk]:
-        try:
-            if first is not None:
-                yield first
-                async for chunk in stream:
-                    yield chunk
-        finally:
-            await stream.aclose()
-
     if request.stream:
-        return StreamingResponse(_stream(request, model.id, request_id, echo, chunks(), len(tokens), metrics),
-                                 media_type="text/event-stream", headers=SSE_HEADERS)
-    return await unless_disconnected(raw, _complete(request, model.id, request_id, echo, chunks(), len(tokens),
+        events = _events(request, model.id, request_id, echo, chunks, len(tokens), metrics)
+        return StreamingResponse(event_stream(events, chunks), media_type="text/event-stream", headers=SSE_HEADERS)
+    return await unless_disconnected(raw, _complete(request, model.id, request_id, echo, chunks, len(tokens),
                                                      metrics, want_logprobs))
 
 
@@ -103,7 +88,7 @@ async def _complete(request: CompletionRequest, model_id: str, request_id: str, 
                                           total_tokens=n_prompt + total))
 
 
-async def _stream(request: CompletionRequest, model_id: str, request_id: str, echo: str,
+async def _events(request: CompletionRequest, model_id: str, request_id: str, echo: str,
                   chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> AsyncIterator[str]:
     created = now()
     generated: dict[int, int] = {}
@@ -114,22 +99,18 @@ async def _stream(request: CompletionRequest, model_id: str, request_id: str, ec
                                                                 logprobs=logprobs)])
         return sse(response.model_dump_json(exclude={"usage"}))
 
-    try:
-        if echo:
-            for index in range(request.n):
-                yield body(index, echo, None)
-        async for chunk in chunks:
-            generated[chunk.index] = chunk.completion_tokens
-            lp = _logprobs(chunk.logprobs or []) if request.logprobs is not None else None
-            if chunk.text or chunk.finish_reason:
-                yield body(chunk.index, chunk.text, chunk.finish_reason, lp)
-        total = sum(generated.values())
-        metrics.count_tokens(model_id, n_prompt, total)
-        if request.stream_options and request.stream_options.include_usage:
-            usage = CompletionResponse(id=request_id, created=created, model=model_id, choices=[],
-                                       usage=Usage(prompt_tokens=n_prompt, completion_tokens=total,
-                                                   total_tokens=n_prompt + total))
-            yield sse(usage.model_dump_json())
-    except GlmEdgeError as exc:
-        yield sse(error_body(exc).model_dump_json())
-    yield sse("[DONE]")
+    if echo:
+        for index in range(request.n):
+            yield body(index, echo, None)
+    async for chunk in chunks:
+        generated[chunk.index] = chunk.completion_tokens
+        lp = _logprobs(chunk.logprobs or []) if request.logprobs is not None else None
+        if chunk.text or chunk.finish_reason:
+            yield body(chunk.index, chunk.text, chunk.finish_reason, lp)
+    total = sum(generated.values())
+    metrics.count_tokens(model_id, n_prompt, total)
+    if request.stream_options and request.stream_options.include_usage:
+        usage = CompletionResponse(id=request_id, created=created, model=model_id, choices=[],
+                                   usage=Usage(prompt_tokens=n_prompt, completion_tokens=total,
+                                               total_tokens=n_prompt + total))
+        yield sse(usage.model_dump_json())

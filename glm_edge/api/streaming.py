@@ -1,0 +1,88 @@
+"""The engine's chunk stream as the HTTP handlers use it: started before the 200, ended on disconnect, and
+sent as server-sent events with in-stream errors and the closing [DONE]."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, AsyncIterator, Awaitable, TypeVar
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from glm_edge.api.errors import error_body
+from glm_edge.engine.types import GenerationChunk, SamplingParams
+from glm_edge.errors import EngineError, GlmEdgeError
+
+log = logging.getLogger("glm_edge.api")
+
+T = TypeVar("T")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse(payload: str) -> str:
+    return f"data: {payload}\n\n"
+
+
+async def start_generation(engine: Any, prompt_tokens: list[int], params: SamplingParams,
+                           request_id: str) -> AsyncIterator[GenerationChunk]:
+    """Wait for the first chunk, so that queue-full and context errors are raised here, before any 200; then
+    return every chunk. Closing the result (client gone, handler cancelled) closes the engine stream, which
+    aborts the request and frees its slot at the next step."""
+    stream = engine.generate(prompt_tokens, params, request_id)
+    try:
+        first = await stream.__anext__()
+    except StopAsyncIteration:
+        first = None
+
+    async def chunks() -> AsyncIterator[GenerationChunk]:
+        try:
+            if first is None:
+                return
+            yield first
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()
+
+    return chunks()
+
+
+async def event_stream(events: AsyncIterator[str], chunks: Any) -> AsyncIterator[str]:
+    """SSE body: the handler's events; an error after the 200 as one `data: {"error": ...}` event; `[DONE]`."""
+    try:
+        async for event in events:
+            yield event
+    except GlmEdgeError as exc:
+        yield sse(error_body(exc).model_dump_json())
+    except Exception as exc:  # never expected; still end the stream properly
+        log.exception("stream failed")
+        yield sse(error_body(EngineError(f"internal error: {type(exc).__name__}")).model_dump_json())
+    finally:
+        await chunks.aclose()
+    yield sse("[DONE]")
+
+
+async def unless_disconnected(raw: Request, work: Awaitable[T]) -> T | Response:
+    """Run a non-streaming answer, but stop it (and so free its slot) as soon as the client goes away.
+    The body was read already, so the next ASGI message is the disconnect."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await raw.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()  # closes the engine stream: the request is aborted at the next step
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    log.info("client went away before its answer; request cancelled")
+    return Response(status_code=499)
