@@ -19,9 +19,9 @@ def models_home() -> Path:
     env = os.environ.get("GLM_EDGE_MODELS_DIR")
     if env:
         return Path(env).expanduser()
-    import glm_edge_models
+    from glm_edge.catalog import catalog_dir
 
-    here = Path(next(iter(glm_edge_models.__path__)))
+    here = catalog_dir()
     if (here.parent / "pyproject.toml").exists():
         return here
     return Path.home() / ".cache" / "glm-edge" / "models"

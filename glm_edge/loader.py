@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from glm_edge.catalog import CatalogEntry, load_catalog
+from glm_edge.chat.conversation import detect_family
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.chat_model import ChatModel
 from glm_edge.defaults import DEFAULT_EMBEDDING_ID, DEFAULT_EMBEDDING_IDS
@@ -38,19 +39,6 @@ def resolve_all(settings: Settings) -> ServeSpecs:
     if settings.chat_template is not None and not settings.chat_template.is_file():
         raise ConfigError(f"chat template file not found: {settings.chat_template}")
     return ServeSpecs(chat, embeddings)
-
-
-def _infer_family(arch: str, template: str) -> str:
-    """For a GGUF the catalog does not know: the family from its architecture and template text."""
-    if "[gMASK]" in template:
-        if arch == "chatglm":
-            return "chatglm"
-        return "glm-z1" if "<think>" in template else "glm4"
-    if "<｜Assistant｜>" in template:
-        return "deepseek-r1"
-    if "<start_of_turn>" in template:
-        return "gemma"
-    return "generic"
 
 
 def _family_entry(family: str) -> CatalogEntry | None:
@@ -110,8 +98,7 @@ def load_chat(spec: ChatSpec, settings: Settings) -> ChatModel:
         metadata = engine.metadata()
         template = _template(spec, settings, metadata)
         entry = spec.entry
-        family = entry.chat_family if entry else _infer_family(metadata.get("general.architecture", ""),
-                                                              template.source)
+        family = entry.chat_family if entry else detect_family(template.source)
         facts = entry or _family_entry(family)
         gguf_defaults, gguf_stops = gguf_generation_facts(spec.gguf)
 

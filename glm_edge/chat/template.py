@@ -27,6 +27,7 @@ import jinja2.nodes
 import jinja2.utils
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from glm_edge.catalog import templates_dir  # the folder of the shipped templates (models/templates)
 from glm_edge.errors import ConfigError, InvalidRequestError
 
 
@@ -137,13 +138,6 @@ class ChatTemplate:
             detail = exc.message if isinstance(exc, jinja2.exceptions.TemplateError) and exc.message else str(exc)
             raise InvalidRequestError(f"the model's chat template cannot render these messages: {detail}",
                                       param="messages") from exc
-
-
-def templates_dir() -> Path:
-    """The folder of the chat templates shipped with glm-edge (``models/templates``)."""
-    import glm_edge_models
-
-    return Path(next(iter(glm_edge_models.__path__))) / "templates"
 
 
 def builtin_template_names() -> list[str]:
