@@ -1,6 +1,7 @@
 """Tokenizer and chat metadata for GGUF: tokens, types, merges, pre-tokenizer, special ids, template.
 
-Sources: ``tokenizer.json`` (a byte-level BPE) or a tiktoken-style ``tokenizer.model`` (GLM-4-9b-chat),
+Sources: ``tokenizer.json`` (a byte-level BPE), a tiktoken-style ``tokenizer.model`` (GLM-4-9b-chat) or a
+SentencePiece ``tokenizer.model`` (ChatGLM3, read by sentencepiece_vocab.py),
 plus ``tokenizer_config.json``, ``config.json`` and ``generation_config.json``. The pre-tokenizer name
 is chosen from the architecture family and the tokenizer's own split regex (never by hashing
 tokenizer output, which rejects every tokenizer it has not seen).
@@ -152,8 +153,8 @@ def _from_tokenizer_json(path: Path) -> tuple[dict[str, int], list[str], dict[in
 def _from_tiktoken(src: Path, tok_cfg: dict[str, Any]) -> tuple[dict[str, int], list[str], dict[int, tuple[str, bool]]]:
     ranks = read_tiktoken(src / "tokenizer.model")
     if ranks is None:
-        raise ConfigError(f"{src / 'tokenizer.model'} is not a tiktoken-style vocabulary (a SentencePiece model "
-                          "such as ChatGLM3's is not supported) and there is no tokenizer.json")
+        raise ConfigError(f"{src / 'tokenizer.model'} is neither a tiktoken-style vocabulary nor a SentencePiece "
+                          "model, and there is no tokenizer.json")
     vocab = {bytes_to_token(b): r for b, r in ranks.items()}
     decoder = tok_cfg.get("added_tokens_decoder") or {}
     if decoder:
@@ -174,6 +175,11 @@ def load_vocab(src: Path, family: str, vocab_size: int, *, chat_template: str | 
     if (src / "tokenizer.json").is_file():
         vocab, merges, added, regex, ignore_merges = _from_tokenizer_json(src / "tokenizer.json")
     elif (src / "tokenizer.model").is_file() and family == "glm":
+        from .sentencepiece_vocab import chatglm3_vocab  # ChatGLM3 ships a SentencePiece tokenizer.model
+
+        spm = chatglm3_vocab(src, vocab_size, config, gen_cfg, _chat_template(src, tok_cfg, chat_template))
+        if spm is not None:
+            return spm
         vocab, merges, added = _from_tiktoken(src, tok_cfg)
         regex, ignore_merges = GLM4_REGEX, True  # tiktoken looks whole pieces up first
     else:
