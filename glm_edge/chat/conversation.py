@@ -258,8 +258,10 @@ def to_template_input(family: str, messages: list[dict[str, Any]], tools: list[d
         out = []
         for msg in messages:
             content = msg["content"] or ""
-            if msg["role"] == "assistant":
-                content = strip_reasoning(content)
+            if msg["role"] == "assistant" and THINK_END in content:
+                # exactly what the distills' own template keeps (`content.split('</think>')[-1]`), blank line
+                # after `</think>` included: the prompt must equal apply_chat_template's token for token
+                content = content.split(THINK_END)[-1]
             out.append({"role": msg["role"], "content": content})
         return out, None
     if family == "gemma":
