@@ -48,6 +48,7 @@ class CatalogEntry:
     pooling: str = ""
     dimensions: int = 0
     max_tokens: int = 0
+    context_length: int = 0  # chat models: the context the model was trained for (config.json)
 
     def template_text(self) -> str | None:
         """The catalog's chat template for this model, if it overrides the GGUF's own."""
