@@ -66,7 +66,7 @@ def _glm_reference(shape: TinyShape, vocab: int, *, rope_theta: float, partial: 
                        pad_token_id=pad, rope_parameters={"rope_type": "default", "rope_theta": rope_theta,
                                                           "partial_rotary_factor": partial})
     model = GlmForCausalLM(config)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     _round_weights(model, seed)
     return model
 
@@ -184,7 +184,7 @@ def build_glm_edge(directory: Path, *, partial_rotary_factor: float, seed: int =
     eos = [tok.token_to_id(t) for t in ("<|endoftext|>", "<|user|>", "<|observation|>")]
     model = _glm_reference(TinyShape(), vocab, rope_theta=10000.0, partial=partial_rotary_factor, bias=False,
                            tied=True, eps=1e-5, eos=eos, pad=eos[0], seed=seed)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")  # type: ignore[no-untyped-call]
     fast.chat_template = GLM_TEMPLATE
     fast.save_pretrained(str(directory))
     model.config.architectures = ["GlmForCausalLM"]
