@@ -25,7 +25,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -478,3 +478,40 @@ def test_loaded_template_is_the_catalog_file() -> None:
     """load_template (what the loader falls back to) returns the same text as the catalog file checked above."""
     for name in ("glm-4-9b-chat", "glm-4-0414", "glm-z1", "deepseek-r1-distill", "gemma-3"):
         assert load_template(name).source == (templates_dir() / f"{name}.jinja").read_text(encoding="utf-8")
+
+
+# --- Gemma 3 token ids on the real embedded GGUF, through the server's own tokenizer call -----------------------
+
+GEMMA_CONTROLS = re.compile(r"(<bos>|<start_of_turn>|<end_of_turn>)")
+
+
+@pytest.fixture(scope="module")
+def gemma_vocab(default_gguf: Path) -> Iterator[Any]:
+    from glm_edge.engine.model import LlamaModel
+
+    model = LlamaModel(default_gguf, vocab_only=True)  # the real Gemma 3 tokenizer (262k SentencePiece pieces)
+    yield model
+    model.close()
+
+
+@pytest.mark.parametrize("name, messages", GEMMA_CASES, ids=[c[0] for c in GEMMA_CASES])
+def test_gemma3_served_prompt_ids_split_like_the_model_tokenizer(gemma_vocab: Any, name: str,
+                                                                 messages: list[Message]) -> None:
+    """The ids the server feeds the model (ChatModel.tokenize_prompt: special tokens parsed, no BOS added) are what
+    transformers' tokenizer does with the same text: split on the template's control tokens, each one id, and
+    every text piece between them tokenized as plain text; one BOS, the template's own."""
+    source, family = catalog_template("gemma-3-270m")
+    bos = gemma_vocab.token_to_piece(gemma_vocab.bos_token_id()).decode()
+    assert bos == GEMMA_BOS
+    prompt = glm_edge_prompt(source, family, messages)
+    served = gemma_vocab.tokenize(prompt, add_special=False, parse_special=True)
+    expected: list[int] = []
+    for piece in GEMMA_CONTROLS.split(prompt):
+        if GEMMA_CONTROLS.fullmatch(piece):
+            control = gemma_vocab.tokenize(piece, add_special=False, parse_special=True)
+            assert len(control) == 1 and gemma_vocab.is_control(control[0]), piece
+            expected += control
+        elif piece:
+            expected += gemma_vocab.tokenize(piece, add_special=False, parse_special=False)
+    assert served == expected
+    assert served[0] == gemma_vocab.bos_token_id() and served.count(gemma_vocab.bos_token_id()) == 1
