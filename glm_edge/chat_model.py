@@ -8,6 +8,7 @@ from typing import Any
 
 from glm_edge.api.protocol import ChatCompletionRequest
 from glm_edge.catalog import CatalogEntry
+from glm_edge.chat.conversation import FAMILY_PREFIX
 from glm_edge.chat.output import ChatOutputParser
 from glm_edge.chat.prompt import RenderedPrompt, render_chat_prompt
 from glm_edge.chat.template import ChatTemplate
@@ -48,6 +49,15 @@ class ChatModel:
     def tokenize_prompt(self, prompt: str) -> list[int]:
         """Special tokens parsed, no BOS added: the templates emit their own."""
         return self.engine.tokenize(prompt, add_special=False, parse_special=True)
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        """Token ids as the model's own tokenizer's ``encode()`` gives them: special-token text parsed, and,
+        with ``add_special_tokens``, the family's prefix (GLM: [gMASK]<sop>) or else the GGUF's BOS."""
+        prefix = FAMILY_PREFIX.get(self.family)
+        if prefix is None:
+            return self.engine.tokenize(text, add_special=add_special_tokens, parse_special=True)
+        head = self.engine.tokenize(prefix, add_special=False, parse_special=True) if add_special_tokens else []
+        return head + self.engine.tokenize(text, add_special=False, parse_special=True)
 
     def output_parser(self, tool_names: list[str]) -> ChatOutputParser:
         """A fresh parser for one choice of one request."""

@@ -89,3 +89,8 @@ def test_tokenize_glm_route(family_server: tuple[str, str]) -> None:
     url, model_id = family_server
     res = httpx.post(f"{url}/tokenize", json={"prompt": "你好，世界"}).json()
     assert res["model"] == model_id and len(res["tokenIds"]) == len(res["tokens"]) > 0
+    bare = httpx.post(f"{url}/tokenize", json={"prompt": "你好，世界", "add_special_tokens": False}).json()
+    if model_id.startswith("DeepSeek-R1"):  # the R1 distills' tokenizer adds its BOS (add_bos_token: true)
+        assert res["tokens"][0] == "<｜begin▁of▁sentence｜>" and res["tokenIds"][1:] == bare["tokenIds"]
+    else:  # GLM's encode() starts with its prefix tokens
+        assert res["tokens"][:2] == ["[gMASK]", "<sop>"] and res["tokenIds"][2:] == bare["tokenIds"]

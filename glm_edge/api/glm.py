@@ -35,10 +35,11 @@ async def models(request: Request) -> ModelList:
 
 @router.post("/tokenize", response_model=TokenizeResponse)
 async def tokenize(body: TokenizeRequest, request: Request) -> TokenizeResponse:
-    """Token ids and their text pieces for a prompt (no special tokens added), cut at max_tokens."""
+    """Token ids and their text pieces for a prompt, as the model's tokenizer's encode() gives them (GLM: with
+    the [gMASK]<sop> prefix unless ``add_special_tokens`` is false), cut at max_tokens."""
     registry: ModelRegistry = request.app.state.registry
     model = registry.chat_model(body.model)
-    ids = model.engine.tokenize(body.prompt, add_special=False, parse_special=False)
+    ids = model.encode(body.prompt, add_special_tokens=body.add_special_tokens)
     if body.max_tokens is not None:
         ids = ids[: body.max_tokens]
     pieces = [model.engine.token_to_piece(i).decode("utf-8", errors="replace") for i in ids]

@@ -443,6 +443,7 @@ class TokenizeRequest(RequestModel):
     prompt: str
     max_tokens: int | None = Field(default=None, ge=1)
     model: str | None = None
+    add_special_tokens: bool = True  # the tokenizer's prefix (GLM: [gMASK]<sop>) or BOS
 
 
 class TokenizeResponse(BaseModel):

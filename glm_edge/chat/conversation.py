@@ -44,6 +44,14 @@ FAMILY_PARSERS: dict[str, tuple[str | None, str | None]] = {
     "generic": (None, None),
 }
 
+# What a family's own tokenizer puts before any text when asked to add special tokens (GLM's encode()
+# starts with get_prefix_tokens(): [gMASK] and <sop>); families not listed add only what the GGUF says (BOS).
+FAMILY_PREFIX: dict[str, str] = {
+    "chatglm": "[gMASK]<sop>",
+    "glm4": "[gMASK]<sop>",
+    "glm-z1": "[gMASK]<sop>",
+}
+
 
 def detect_family(template_source: str) -> str:
     """The family of a chat template by its markers (for GGUFs that are not in the catalog)."""
