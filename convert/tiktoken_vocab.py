@@ -1,8 +1,12 @@
 """Tiktoken-style vocabularies (``tokenizer.model`` of THUDM/glm-4-9b-chat: "base64-token rank" per line).
 
-They carry ranks but no merges; llama.cpp's BPE needs merges, so they are rebuilt from the ranks the
-way tiktoken would merge: each multi-byte token is split by running BPE on its own bytes with only
-lower-ranked merges allowed, which leaves exactly the two parts it was made of.
+They carry ranks but no merges; llama.cpp's BPE needs merges, so they are rebuilt from the ranks.
+tiktoken merges, at each step, the adjacent pair whose *concatenation* has the lowest rank, whatever the
+ranks of its two parts: a part may well rank higher than the token it forms (in glm-4-9b-chat,
+``b"\\xa0" + "除"`` has rank 23977 while ``"除"`` has 98928, and 1 072 tokens are like it). So every
+token gets one merge per way of cutting it into two tokens, ranked by the token: llama.cpp then merges
+exactly the pairs tiktoken merges, in the same order (transformers' tiktoken converter makes the same
+list). Only a file in which some token cannot be cut into two tokens at all is not a BPE ranking.
 """
 
 from __future__ import annotations
@@ -57,29 +61,25 @@ def read_tiktoken(path: Path) -> dict[bytes, int] | None:
     return ranks or None
 
 
-def _split(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
-    parts = [bytes([b]) for b in token]
-    while len(parts) > 1:
-        best_i, best_rank = -1, max_rank
-        for i in range(len(parts) - 1):
-            r = ranks.get(parts[i] + parts[i + 1])
-            if r is not None and r < best_rank:
-                best_i, best_rank = i, r
-        if best_i < 0:
-            break
-        parts[best_i:best_i + 2] = [parts[best_i] + parts[best_i + 1]]
-    return parts
+def token_splits(ranks: dict[bytes, int], token: bytes) -> list[tuple[bytes, bytes]]:
+    """Every cut of ``token`` into two tokens of ``ranks``, by the ranks of the left then the right part."""
+    cuts = [(token[:i], token[i:]) for i in range(1, len(token)) if token[:i] in ranks and token[i:] in ranks]
+    return sorted(cuts, key=lambda lr: (ranks[lr[0]], ranks[lr[1]]))
 
 
 def merges_from_ranks(ranks: dict[bytes, int]) -> list[str]:
-    """BPE merges (``"left right"`` in byte-level spelling), in rank order."""
+    """BPE merges (``"left right"`` in byte-level spelling) that make llama.cpp's BPE merge like tiktoken."""
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing:
+        raise ConfigError(f"tiktoken vocabulary is not a byte-level BPE ranking: {len(missing)} of the 256 "
+                          f"single bytes have no rank (first: {missing[0]:#04x})")
     merges: list[str] = []
     for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
         if len(token) < 2:
             continue
-        parts = _split(ranks, token, rank)
-        if len(parts) != 2:
-            raise ConfigError(f"tiktoken vocabulary is not a BPE ranking: token rank {rank} cannot be "
-                              "built from two lower-ranked tokens")
-        merges.append(f"{bytes_to_token(parts[0])} {bytes_to_token(parts[1])}")
+        cuts = token_splits(ranks, token)
+        if not cuts:
+            raise ConfigError(f"tiktoken vocabulary is not a BPE ranking: token rank {rank} ({token!r}) cannot "
+                              "be cut into two tokens of the vocabulary")
+        merges.extend(f"{bytes_to_token(left)} {bytes_to_token(right)}" for left, right in cuts)
     return merges
