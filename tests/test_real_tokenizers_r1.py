@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from glm_edge_convert import convert_to_gguf
-from glm_edge_convert.parity import compare_logits, llama_logits
+from glm_edge_convert.parity import GGUFTokenizer, compare_logits, gguf_metadata, llama_logits
 from glm_edge_convert.tiny_real import build_real_vocab_checkpoint, with_added_tokens
 
 DATA = Path(__file__).parent / "data"
@@ -118,22 +118,7 @@ class HFTokenizer:
         return list(self._tok.encode(text, add_special_tokens=False).ids)
 
 
-class GGUFVocab:
-    """llama.cpp's tokenizer of a GGUF (vocab only), loaded once for many texts."""
-
-    def __init__(self, path: Path) -> None:
-        import llama_cpp
-
-        self._llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-
-    def encode(self, text: str, *, special: bool) -> list[int]:
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
-
-    def close(self) -> None:
-        self._llm.close()
-
-
-def mismatches(gguf: GGUFVocab, cases: list[tuple[str, list[int]]], *, special: bool) -> list[str]:
+def mismatches(gguf: GGUFTokenizer, cases: list[tuple[str, list[int]]], *, special: bool) -> list[str]:
     """One line per case whose llama.cpp ids differ from the expected ids."""
     out = []
     for text, want in cases:
@@ -154,7 +139,7 @@ class Converted:
     gguf: Path
     model: Any
     hf: HFTokenizer
-    vocab: GGUFVocab
+    vocab: GGUFTokenizer
 
 
 def _families(tmp: Path) -> dict[str, Family]:
@@ -190,50 +175,11 @@ def converted(request: pytest.FixtureRequest, families: dict[str, Family],
     tmp = tmp_path_factory.mktemp(f"r1-{family.form}")
     model = build_real_vocab_checkpoint(family.form, family.tokenizer_dir, tmp / "hf", seed=3)
     gguf = _convert(tmp / "hf", tmp / "model-f16.gguf")
-    vocab = GGUFVocab(gguf)
+    vocab = GGUFTokenizer(gguf)
     try:
         yield Converted(family, tmp / "hf", gguf, model, HFTokenizer(tmp / "hf" / "tokenizer.json"), vocab)
     finally:
         vocab.close()
-
-
-def gguf_header(path: Path) -> dict[str, Any]:
-    """A GGUF's key-values (GGUF v2/v3 header layout), fast on 150k-token arrays where GGUFReader takes ~15 s."""
-    import struct
-
-    with open(path, "rb") as f:
-        data = f.read(64 << 20)
-    pos = 0
-
-    def take(fmt: str) -> Any:
-        nonlocal pos
-        (value,) = struct.unpack_from("<" + fmt, data, pos)
-        pos += struct.calcsize("<" + fmt)
-        return value
-
-    def string() -> str:
-        nonlocal pos
-        n = take("Q")
-        pos += n
-        return data[pos - n:pos].decode("utf-8")
-
-    scalar = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-    def value(kind: int) -> Any:
-        if kind in scalar:
-            return take(scalar[kind])
-        if kind == 8:
-            return string()
-        item, n = take("I"), take("Q")
-        return [value(item) for _ in range(n)]
-
-    assert data[:4] == b"GGUF" and take("4s") and take("I") >= 2
-    take("Q")  # tensor count
-    out: dict[str, Any] = {}
-    for _ in range(take("Q")):
-        key = string()
-        out[key] = value(take("I"))
-    return out
 
 
 def _sha(items: list[str]) -> str:
@@ -254,7 +200,7 @@ def test_checkpoint_carries_the_real_tokenizer_files(converted: Converted) -> No
 
 def test_vocabulary_and_merges_equal_an_official_gguf(converted: Converted) -> None:
     official = json.loads(converted.family.official.read_text(encoding="utf-8"))
-    meta = gguf_header(converted.gguf)
+    meta = gguf_metadata(converted.gguf)
     tokens, types, merges = (meta[f"tokenizer.ggml.{k}"] for k in ("tokens", "token_type", "merges"))
     n_base = official["n_base"]
     assert _sha(tokens[:n_base]) == official["base_tokens_sha256"]
@@ -327,7 +273,7 @@ def test_logits_on_the_real_vocabulary_match_transformers(converted: Converted) 
 def test_sabotaged_conversions_fail_the_same_checks(converted: Converted, tmp_path: Path) -> None:
     """The comparisons have teeth: the other family's pre-tokenizer, or the added tokens dropped, are caught."""
     family = converted.family
-    wrong_pre = GGUFVocab(_convert(converted.hf_dir, tmp_path / "wrong-pre.gguf", tokenizer_pre=family.other_pre))
+    wrong_pre = GGUFTokenizer(_convert(converted.hf_dir, tmp_path / "wrong-pre.gguf", tokenizer_pre=family.other_pre))
     try:
         assert mismatches(wrong_pre, reference_cases(family.llamacpp_ref), special=False) != []
     finally:
@@ -339,7 +285,7 @@ def test_sabotaged_conversions_fail_the_same_checks(converted: Converted, tmp_pa
     data["added_tokens"] = []
     (stripped / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     (stripped / "tokenizer_config.json").unlink(missing_ok=True)
-    no_added = GGUFVocab(_convert(stripped, tmp_path / "no-added.gguf"))
+    no_added = GGUFTokenizer(_convert(stripped, tmp_path / "no-added.gguf"))
     try:
         cases = [(p, converted.hf.encode(p)) for p in family.prompts]
         assert len(mismatches(no_added, cases, special=True)) == len(cases)
