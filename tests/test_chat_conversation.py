@@ -122,7 +122,7 @@ def test_z1_and_r1_drop_earlier_reasoning_glm4_keeps_text():
                                    {"role": "assistant", "content": "thinking...</think>\n\nanswer",
                                     "reasoning_content": "r"}])
     assert to_template_input("glm-z1", messages)[0][1] == {"role": "assistant", "metadata": "", "content": "answer"}
-    assert to_template_input("deepseek-r1", messages)[0][1] == {"role": "assistant", "content": "answer"}
+    assert to_template_input("deepseek-r1", messages)[0][1] == {"role": "assistant", "content": "\n\nanswer"}
     assert to_template_input("glm4", messages)[0][1]["content"] == "thinking...</think>\n\nanswer"
     assert strip_reasoning("no tags") == "no tags"
 
