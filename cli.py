@@ -30,7 +30,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("model", required=False)
-@click.option("--embedding", "embedding", multiple=True, help="embedding model to serve (repeatable): catalog id or ONNX folder; default use-multilingual-v3-int8 and all-MiniLM-L6-v2")
+@click.option("--embedding", "embedding", multiple=True,
+              help="embedding model to serve (repeatable): catalog id or ONNX folder; "
+                   "default use-multilingual-v3-int8 and all-MiniLM-L6-v2")
 @click.option("--no-embedding", is_flag=True, default=None, help="serve no embedding model")
 @click.option("--host", help="address to listen on [127.0.0.1; env GLM_EDGE_HOST]")
 @click.option("--port", type=int, help="port [8200; env API_PORT or GLM_EDGE_PORT]")
@@ -42,12 +44,15 @@ def main() -> None:
 @click.option("--cache-type", help="KV cache type: f16, q8_0, q4_0 [f16]")
 @click.option("--threads", type=int, help="CPU threads [all cores]")
 @click.option("--max-queue", type=int, help="requests that may wait for a slot before 429 [64]")
-@click.option("--chat-template", type=click.Path(path_type=Path), help="Jinja file overriding the model's chat template")
+@click.option("--chat-template", type=click.Path(path_type=Path),
+              help="Jinja file overriding the model's chat template")
 @click.option("--api-key", "api_keys", multiple=True, help="accepted API key (repeatable) [env GLM_EDGE_API_KEYS]")
 @click.option("--api-key-file", type=click.Path(path_type=Path), help="file with one API key per line")
-@click.option("--models-dir", type=click.Path(path_type=Path), help="where models live [models/ or GLM_EDGE_MODELS_DIR]")
+@click.option("--models-dir", type=click.Path(path_type=Path),
+              help="where models live [models/ or GLM_EDGE_MODELS_DIR]")
 @click.option("--log-level", help="debug, info, warning, error [info]")
-@click.option("--config", type=click.Path(path_type=Path), help="TOML file with any of these settings [env GLM_EDGE_CONFIG]")
+@click.option("--config", type=click.Path(path_type=Path),
+              help="TOML file with any of these settings [env GLM_EDGE_CONFIG]")
 def serve(model: str | None, config: Path | None, **flags: Any) -> None:
     """Serve MODEL (catalog id, GGUF path or hub repo id; env GLM_MODEL) with the OpenAI and GLM-API routes.
 
@@ -92,11 +97,14 @@ def download(id_or_repo: str, revision: str | None, gguf: str | None, dest: Path
 @main.command()
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="output file (GGUF) or folder (ONNX)")
-@click.option("--type", "out_type", type=click.Choice(QUANT_TYPES, case_sensitive=False), default="F16", show_default=True)
+@click.option("--type", "out_type", type=click.Choice(QUANT_TYPES, case_sensitive=False), default="F16",
+              show_default=True)
 @click.option("--int8", is_flag=True, help="embedding models: also write a dynamically quantised int8 ONNX")
-@click.option("--chat-template", type=click.Path(exists=True, path_type=Path), help="Jinja file to embed instead of the checkpoint's")
+@click.option("--chat-template", type=click.Path(exists=True, path_type=Path),
+              help="Jinja file to embed instead of the checkpoint's")
 @click.option("--threads", type=int, help="threads for quantization")
-def convert(src: Path, out: Path | None, out_type: str, int8: bool, chat_template: Path | None, threads: int | None) -> None:
+def convert(src: Path, out: Path | None, out_type: str, int8: bool, chat_template: Path | None,
+            threads: int | None) -> None:
     """Convert a checkpoint: chat models to GGUF (F16, Q8_0, Q4_K_M, ...), embedding models to ONNX."""
     import glm_edge_convert as conv
 
@@ -118,7 +126,8 @@ def convert(src: Path, out: Path | None, out_type: str, int8: bool, chat_templat
 @main.command()
 @click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--type", "qtype", type=click.Choice(QUANT_TYPES, case_sensitive=False), default="Q4_K_M", show_default=True)
+@click.option("--type", "qtype", type=click.Choice(QUANT_TYPES, case_sensitive=False), default="Q4_K_M",
+              show_default=True)
 @click.option("--threads", type=int, help="threads [all cores]")
 def quantize(src: Path, out: Path, qtype: str, threads: int | None) -> None:
     """Quantize a GGUF with llama.cpp's own quantizer."""
@@ -134,7 +143,8 @@ def quantize(src: Path, out: Path, qtype: str, threads: int | None) -> None:
 @click.option("--arch", type=click.Choice(["chatglm", "glm4", "qwen2", "llama"]), required=True)
 @click.option("--size", required=True, help="9b, 8b, 7b, 1.5b or tiny (which exist depends on --arch)")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
-@click.option("--type", "out_type", type=click.Choice(QUANT_TYPES, case_sensitive=False), default="F16", show_default=True)
+@click.option("--type", "out_type", type=click.Choice(QUANT_TYPES, case_sensitive=False), default="F16",
+              show_default=True)
 def synth(arch: str, size: str, out: Path, out_type: str) -> None:
     """Write a GGUF with a real model's exact shapes and random weights (for benchmarks)."""
     import glm_edge_convert as conv
@@ -176,7 +186,8 @@ def list_models(as_json: bool) -> None:
 @click.option("--no-baseline", is_flag=True, help="skip llama-cpp-python's Llama baseline")
 @click.option("--parallel", type=int, help="slots of the server started for the run [max concurrency]")
 @click.option("--threads", type=int, help="CPU threads of the server and the baseline")
-@click.option("--long-tokens", type=int, default=1024, show_default=True, help="a long answer to check flat per-token cost (0 skips)")
+@click.option("--long-tokens", type=int, default=1024, show_default=True,
+              help="a long answer to check flat per-token cost (0 skips)")
 @click.option("--no-join", is_flag=True, help="skip the TTFT-while-others-stream measurement")
 @click.option("--api", type=click.Choice(["completions", "chat"]), default="completions", show_default=True)
 @click.option("--api-key", help="key for a server started with --api-key")

@@ -23,11 +23,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import numpy as np
 
 from glm_edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from glm_edge.engine.baseline import LlamaBaseline
+    from glm_edge.engine.types import Engine
 
 FILLER = ("The history of astronomy spans thousands of years, from early observers who tracked the motion of "
           "the planets to modern telescopes that map galaxies billions of light years away. ")
@@ -130,7 +134,7 @@ class HttpTarget:
 class EngineTarget:
     """Streams from a LlamaEngine in this process (no HTTP): the engine's own ceiling."""
 
-    def __init__(self, engine: Any, logit_bias: dict[int, float] | None = None) -> None:
+    def __init__(self, engine: Engine, logit_bias: dict[int, float] | None = None) -> None:
         self.engine = engine
         self.logit_bias = dict(logit_bias or {})
         self._n = 0
@@ -201,7 +205,7 @@ def summarize(results: list[RequestResult], concurrency: int, max_tokens: int, w
 
 
 async def run_single_paired(stream: StreamFn, prompts: list[str], max_tokens: int, rounds: int,
-                            baseline: Any | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                            baseline: LlamaBaseline | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Single-stream requests interleaved with the baseline's non-stream and stream runs on the same prompt,
     so that both see the same machine (a shared machine's load changes by the minute). Medians reported."""
     results: list[RequestResult] = []
@@ -263,7 +267,8 @@ def make_prompts(n: int, prompt_tokens: int, tokenize: Callable[[str], list[int]
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class ServerProcess:
@@ -420,11 +425,17 @@ def run_bench(url: str | None = None, model: str | None = None, concurrency: lis
     return result
 
 
-async def _measure(url: str | None, engine: Any, model_id: str | None, bias: dict[int, float], prompts: list[str],
-                   levels: list[int], max_tokens: int, requests_per_level: int | None, long_tokens: int,
-                   join: bool, api: str, api_key: str | None, baseline: Any | None) -> dict[str, Any]:
-    target = EngineTarget(engine, bias) if engine is not None else HttpTarget(url, model_id, api=api,
-                                                                                api_key=api_key, logit_bias=bias)
+async def _measure(url: str | None, engine: Engine | None, model_id: str | None, bias: dict[int, float],
+                   prompts: list[str], levels: list[int], max_tokens: int, requests_per_level: int | None,
+                   long_tokens: int, join: bool, api: str, api_key: str | None,
+                   baseline: LlamaBaseline | None) -> dict[str, Any]:
+    target: EngineTarget | HttpTarget
+    if engine is not None:
+        target = EngineTarget(engine, bias)
+    elif url is not None:
+        target = HttpTarget(url, model_id, api=api, api_key=api_key, logit_bias=bias)
+    else:
+        raise ValueError("nothing to measure: neither an engine nor a server URL")
     out: dict[str, Any] = {"levels": []}
     try:
         await target.stream(prompts[-1], 4, None)  # warm-up (first decode allocates buffers)
@@ -499,11 +510,12 @@ def format_table(result: dict[str, Any]) -> str:
     ref = result.get("reference")
     if ref:
         lines.append("bare batched-decode loop, same GGUF, this process: " + ", ".join(
-            f"x{c}: {v:.1f} tok/s ({ref['scaling_vs_single'][c]:.2f}x)" for c, v in ref["bare_batched_loop_tok_s"].items()))
+            f"x{c}: {v:.1f} tok/s ({ref['scaling_vs_single'][c]:.2f}x)"
+            for c, v in ref["bare_batched_loop_tok_s"].items()))
     long = result.get("long")
     if long and long.get("ratio"):
-        lines.append(f"{long['long_tokens']}-token stream {long['long_tok_s']:.1f} tok/s vs {long['short_tokens']}-token "
-                     f"{long['short_tok_s']:.1f} tok/s: {long['ratio']:.2f}")
+        lines.append(f"{long['long_tokens']}-token stream {long['long_tok_s']:.1f} tok/s vs "
+                     f"{long['short_tokens']}-token {long['short_tok_s']:.1f} tok/s: {long['ratio']:.2f}")
     j = result.get("join")
     if j and j.get("join_ttft_s") is not None:
         extra = f"{j['extra_steps']:.1f}" if j.get("extra_steps") is not None else "-"

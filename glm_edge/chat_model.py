@@ -4,7 +4,9 @@ generation defaults, reasoning and tool parsers), resolved once at load time."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
+
+from pydantic import BaseModel
 
 from glm_edge.api.protocol import ChatCompletionRequest
 from glm_edge.catalog import CatalogEntry
@@ -12,16 +14,17 @@ from glm_edge.chat.conversation import FAMILY_PREFIX
 from glm_edge.chat.output import ChatOutputParser
 from glm_edge.chat.prompt import RenderedPrompt, render_chat_prompt
 from glm_edge.chat.template import ChatTemplate
+from glm_edge.engine.types import Engine
 
 
-def _dump(items: list[Any] | None) -> list[dict[str, Any]] | None:
-    return None if items is None else [item.model_dump(exclude_none=True, by_alias=True) for item in items]
+def _dump(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    return [item.model_dump(exclude_none=True, by_alias=True) for item in items]
 
 
 @dataclass
 class ChatModel:
     id: str
-    engine: Any  # glm_edge.engine.types.Engine
+    engine: Engine
     template: ChatTemplate
     family: str = "generic"
     entry: CatalogEntry | None = None
@@ -40,10 +43,11 @@ class ChatModel:
 
     def render(self, request: ChatCompletionRequest) -> RenderedPrompt:
         choice = request.tool_choice
-        if choice is not None and not isinstance(choice, str):
-            choice = choice.model_dump()
-        return render_chat_prompt(self.template, self.family, _dump(request.messages), history=_dump(request.history),
-                                  tools=_dump(request.tools), tool_choice=choice, bos_token=self.bos_token,
+        tool_choice = choice if choice is None or isinstance(choice, str) else choice.model_dump()
+        history = None if request.history is None else _dump(request.history)
+        tools = None if request.tools is None else _dump(request.tools)
+        return render_chat_prompt(self.template, self.family, _dump(request.messages), history=history,
+                                  tools=tools, tool_choice=tool_choice, bos_token=self.bos_token,
                                   eos_token=self.eos_token, model=self.id)
 
     def tokenize_prompt(self, prompt: str) -> list[int]:

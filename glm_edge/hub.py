@@ -119,7 +119,7 @@ def matching_files(repo_files: Sequence[str], patterns: Sequence[str]) -> list[s
 
 def available_quants(repo_files: Sequence[str]) -> list[str]:
     """The quant names (Q4_K_M, Q8_0, IQ4_XS, F16, ...) that occur in the repo's .gguf file names."""
-    quants = set()
+    quants: set[str] = set()
     for name in repo_files:
         if name.lower().endswith(".gguf"):
             quants.update(token.upper() for token in _QUANT_TOKEN.findall(_SPLIT.sub(".gguf", name)))

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from glm_edge.catalog import CatalogEntry, load_catalog
 from glm_edge.chat.conversation import detect_family
@@ -16,6 +17,9 @@ from glm_edge.errors import ConfigError
 from glm_edge.registry import ModelRegistry
 from glm_edge.resolve import ChatSpec, EmbeddingSpec, resolve_chat, resolve_embedding
 from glm_edge.settings import Settings
+
+if TYPE_CHECKING:
+    from glm_edge.embed.embedder import Embedder
 
 log = logging.getLogger("glm_edge.loader")
 
@@ -125,7 +129,7 @@ def load_chat(spec: ChatSpec, settings: Settings) -> ChatModel:
     return model
 
 
-def load_embedder(spec: EmbeddingSpec, settings: Settings):  # -> glm_edge.embed.Embedder
+def load_embedder(spec: EmbeddingSpec, settings: Settings) -> Embedder:
     from glm_edge.embed.embedder import Embedder
 
     folder = spec.source
@@ -146,7 +150,7 @@ def _converted_onnx(checkpoint: Path, model_id: str) -> Path:
     if (target / "model.onnx").is_file():
         return target
     log.info("converting %s to ONNX once: %s", model_id, target)
-    return convert_embedding(checkpoint, target)
+    return Path(convert_embedding(checkpoint, target))
 
 
 def load_models(settings: Settings, specs: ServeSpecs, registry: ModelRegistry) -> None:

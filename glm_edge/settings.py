@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator
@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     )
     embedding: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="embedding models to serve: catalog ids or ONNX folders (default: the embedded use-multilingual-v3-int8 and all-MiniLM-L6-v2)",
+        description="embedding models to serve: catalog ids or ONNX folders "
+                    "(default: the embedded use-multilingual-v3-int8 and all-MiniLM-L6-v2)",
     )
     no_embedding: bool = Field(default=False, description="serve no embedding model")
     no_chat: bool = Field(default=False, description="serve no chat model")
@@ -47,7 +48,8 @@ class Settings(BaseSettings):
     cache_type: str | None = Field(default=None, description="KV cache type: f16, q8_0, q4_0 ...")
     threads: int | None = Field(default=None, ge=1, description="CPU threads (default: all cores)")
     max_queue: int = Field(default=64, ge=1, description="requests that may wait for a slot before 429")
-    chat_template: Path | None = Field(default=None, description="a Jinja file that overrides the model's chat template")
+    chat_template: Path | None = Field(default=None,
+                                       description="a Jinja file that overrides the model's chat template")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         validation_alias=AliasChoices("api_keys", "GLM_EDGE_API_KEYS"),

@@ -102,8 +102,9 @@ class HubStandin:
         cdn_path = f"/cdn/{hashlib.sha256(data).hexdigest()}"
         with self._lock:
             recorded = self.requests[since:]
+        resolve_path = f"/resolve/{self.repos[repo].sha}/{path}"
         return [r for r in recorded if r.method == "GET"
-                and (r.path == cdn_path or (len(data) < LFS_THRESHOLD and r.path.endswith(f"/resolve/{self.repos[repo].sha}/{path}")))]
+                and (r.path == cdn_path or (len(data) < LFS_THRESHOLD and r.path.endswith(resolve_path)))]
 
     def record(self, method: str, path: str, headers: dict[str, str]) -> None:
         with self._lock:

@@ -63,7 +63,8 @@ def assert_stream_matches_oneshot(make_parser: Callable[[], ChatOutputParser], t
     whole = oneshot_parser.parse(text)
     assert all(c.id.startswith("call_") for c in whole.tool_calls)
     expected: Streamed = (whole.reasoning_content or "", whole.content or "",
-                          [(c.name, c.arguments) for c in whole.tool_calls], oneshot_parser.finish_reason(engine_reason))
+                          [(c.name, c.arguments) for c in whole.tool_calls],
+                          oneshot_parser.finish_reason(engine_reason))
     for pieces in chunkings(text, seed):
         assert "".join(pieces) == text
         assert run_stream(make_parser(), pieces, engine_reason) == expected, f"chunking {pieces!r}"

@@ -7,7 +7,16 @@ from pydantic import BaseModel
 
 from glm_edge.chat import load_template
 from glm_edge.chat.conversation import (
-    FAMILIES, FAMILY_PARSERS, detect_family, normalize_messages, normalize_tools, strip_reasoning, supports_tools, to_template_input, tool_names)
+    FAMILIES,
+    FAMILY_PARSERS,
+    detect_family,
+    normalize_messages,
+    normalize_tools,
+    strip_reasoning,
+    supports_tools,
+    to_template_input,
+    tool_names,
+)
 from glm_edge.errors import InvalidRequestError
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
@@ -68,7 +77,8 @@ def test_bad_messages_are_invalid_requests(messages, message):
 
 def test_bad_history_is_reported_as_history():
     with pytest.raises(InvalidRequestError, match=r"history\[1\]") as info:
-        normalize_messages([{"role": "user", "content": "x"}], history=[{"role": "user", "content": "a"}, {"role": "x"}])
+        normalize_messages([{"role": "user", "content": "x"}],
+                           history=[{"role": "user", "content": "a"}, {"role": "x"}])
     assert info.value.param == "history"
 
 

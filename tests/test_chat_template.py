@@ -44,7 +44,8 @@ def test_glm4_9b_chat_system_and_user():
 
 def test_glm4_9b_chat_multi_turn_and_history():
     prompt = render("glm-4-9b-chat", "chatglm", [{"role": "user", "content": "再说一遍"}],
-                    history=[{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！有什么可以帮你？"}])
+                    history=[{"role": "user", "content": "你好"},
+                             {"role": "assistant", "content": "你好！有什么可以帮你？"}])
     assert prompt == ("[gMASK]<sop><|user|>\n你好<|assistant|>\n你好！有什么可以帮你？"
                       "<|user|>\n再说一遍<|assistant|>")
 
@@ -121,9 +122,11 @@ def test_r1_refuses_tools():
 
 def test_gemma3_system_folds_into_first_user_turn():
     prompt = render("gemma-3", "gemma", [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"},
-                                         {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Bye"}],
+                                         {"role": "assistant", "content": "Hello!"},
+                                         {"role": "user", "content": "Bye"}],
                     bos_token="<bos>")
-    assert prompt == ("<bos><start_of_turn>user\nBe kind.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n"
+    assert prompt == ("<bos><start_of_turn>user\nBe kind.\n\nHi<end_of_turn>\n"
+                      "<start_of_turn>model\nHello!<end_of_turn>\n"
                       "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
 
 

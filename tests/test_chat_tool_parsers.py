@@ -104,7 +104,8 @@ def test_no_tools_offered_only_trims_the_leading_newline():
 
 def test_reasoning_then_call_for_glm_z1():
     make = lambda: ChatOutputParser.create("deepseek_r1", "glm4", NAMES)  # noqa: E731
-    parsed = assert_stream_matches_oneshot(make, '用户想知道北京的天气，我应该调用工具。</think>\nget_weather\n{"city": "北京"}')
+    parsed = assert_stream_matches_oneshot(make, '用户想知道北京的天气，我应该调用工具。</think>\n'
+                                                 'get_weather\n{"city": "北京"}')
     assert parsed.reasoning_content == "用户想知道北京的天气，我应该调用工具。"
     assert calls_of(parsed) == [("get_weather", {"city": "北京"})] and parsed.content is None
 

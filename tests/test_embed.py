@@ -46,7 +46,8 @@ def test_vectors_are_normalised_with_token_counts(embedder: Embedder) -> None:
 
 
 def test_similar_texts_are_closer(embedder: Embedder) -> None:
-    v = embedder.embed_sync(["A man is playing a guitar.", "Someone plays an instrument.", "Stocks fell sharply."]).vectors
+    v = embedder.embed_sync(["A man is playing a guitar.", "Someone plays an instrument.",
+                             "Stocks fell sharply."]).vectors
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
 
 
@@ -191,10 +192,12 @@ def test_multilingual_default_string_input_model() -> None:
 
 ZH_PARAPHRASES = [("今天天气很好", "今天是个晴朗的好天气"), ("我想预订一张去北京的机票", "帮我订一张飞往北京的航班"),
                   ("这家餐厅的菜很好吃", "这个饭店的饭菜味道不错"), ("股市今天大幅下跌", "今天股票市场暴跌"),
-                  ("电动汽车越来越便宜", "电动车的价格不断下降"), ("他在比赛最后一分钟进球", "他在终场前一分钟打进一球"),
+                  ("电动汽车越来越便宜", "电动车的价格不断下降"),
+                  ("他在比赛最后一分钟进球", "他在终场前一分钟打进一球"),
                   ("请把报告发给我", "麻烦把那份报告发我一下"), ("我的猫喜欢睡觉", "我家的猫咪很爱睡觉"),
                   ("会议改到下周二", "会议推迟到了下个星期二"), ("机器学习需要大量数据", "训练机器学习模型要很多数据"),
-                  ("How do I reset my password?", "我怎么重置我的密码？"), ("The weather is nice today", "今天天气很好")]
+                  ("How do I reset my password?", "我怎么重置我的密码？"),
+                  ("The weather is nice today", "今天天气很好")]
 
 
 def _paraphrase_retrieval(e: Embedder) -> float:

@@ -111,7 +111,8 @@ _NUMBERS = [
 _LONG = [
     " ".join(["The history of the city stretches back more than two thousand years, through empires, wars and"
               " long periods of quiet trade."] * 20),
-    "人工智能是计算机科学的一个分支，它企图了解智能的实质，并生产出一种新的能以人类智能相似的方式做出反应的智能机器。" * 8,
+    ("人工智能是计算机科学的一个分支，它企图了解智能的实质，"
+     "并生产出一种新的能以人类智能相似的方式做出反应的智能机器。") * 8,
     " ".join(f"word{i}" for i in range(400)),
 ]
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.test_embed_sentences import SENTENCES
 
 from glm_edge.errors import ConfigError
 from glm_edge_convert.embedding_onnx import (
@@ -23,6 +22,7 @@ from glm_edge_convert.embedding_onnx import (
     is_embedding_checkpoint,
 )
 from glm_edge_convert.embedding_onnx_graph import build_encoder
+from tests.test_embed_sentences import SENTENCES
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,8 @@ def test_xlmr_position_offset_has_teeth(tmp_path: Path, minilm_checkpoint: Path)
     """Building the XLM-R graph with BERT's position ids (no padding_idx offset) must fail the same check."""
     src = _tiny_checkpoint("xlm-roberta", tmp_path, minilm_checkpoint)
     cfg = encoder_config(json.loads((src / "config.json").read_text()))
-    wrong = build_encoder(dataclasses.replace(cfg, architecture="bert"), SafetensorsWeights([src / "model.safetensors"]))
+    wrong = build_encoder(dataclasses.replace(cfg, architecture="bert"),
+                          SafetensorsWeights([src / "model.safetensors"]))
     ref, feed = _reference_and_inputs(src, "xlm-roberta")
     session = ort.InferenceSession(wrong.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(["last_hidden_state"], feed)[0]

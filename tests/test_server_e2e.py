@@ -122,7 +122,8 @@ def test_bad_requests_get_openai_errors(server: str, body: dict, status: int, pa
 
 
 def test_garbage_and_unknown_routes(server: str) -> None:
-    res = httpx.post(f"{server}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    res = httpx.post(f"{server}/v1/chat/completions", content=b"{not json",
+                     headers={"content-type": "application/json"})
     assert res.status_code == 400 and "error" in res.json()
     res = httpx.get(f"{server}/v1/nothing-here")
     assert res.status_code == 404 and res.json()["error"]["type"] == "not_found_error"
@@ -144,7 +145,7 @@ def test_metrics_and_page(server: str) -> None:
     assert page.status_code == 200 and "<title>glm-edge</title>" in page.text
 
 
-def test_stream_error_shape_after_start_is_sse(server: str) -> None:
+def test_stream_that_fails_before_its_first_token_is_a_plain_http_400(server: str) -> None:
     """A streaming request that fails before the first token gets a plain HTTP error, not a broken stream."""
     body = {"messages": [{"role": "user", "content": "word " * 3000}], "stream": True}
     res = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60)

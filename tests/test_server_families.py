@@ -20,7 +20,8 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 @pytest.fixture(scope="module", params=[("glm4", "GLM-Z1-9B-0414"), ("chatglm", "glm-4-9b-chat"),
                                         ("qwen2", "DeepSeek-R1-Distill-Qwen-1.5B")], ids=lambda p: p[1])
-def family_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def family_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     arch, model_id = request.param
     folder = tmp_path_factory.mktemp(arch)
     gguf = synthesize(arch, "tiny", folder / f"{model_id}-tiny.gguf", progress=False)
@@ -78,7 +79,8 @@ def test_tools_follow_the_family(family_server: tuple[str, str]) -> None:
         assert res.json()["usage"]["prompt_tokens"] > chat(url, messages=MESSAGES).json()["usage"]["prompt_tokens"]
     followup = MESSAGES + [
         {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "北京"}'}}]},
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "北京"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 25}'},
     ]
     res = chat(url, messages=followup, tools=TOOLS)

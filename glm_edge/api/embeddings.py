@@ -19,13 +19,10 @@ from glm_edge.api.protocol import (
     KeywordRequest,
     KeywordResponse,
 )
+from glm_edge.api.state import registry_of
 from glm_edge.errors import InvalidRequestError
 
 router = APIRouter()
-
-
-def _registry(request: Request) -> Any:
-    return request.app.state.registry
 
 
 def _split_input(value: Any) -> tuple[list[str] | None, list[list[int]] | None]:
@@ -41,7 +38,7 @@ def _split_input(value: Any) -> tuple[list[str] | None, list[list[int]] | None]:
 
 @router.post("/v1/embeddings", response_model=EmbeddingResponse)
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
-    embedder = _registry(request).embedder(body.model)
+    embedder = registry_of(request).embedder(body.model)
     texts, token_ids = _split_input(body.input)
     if token_ids is not None:
         result = await embedder.embed_token_ids(token_ids, truncate=body.truncate, dimensions=body.dimensions)
@@ -60,7 +57,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Embeddi
 
 @router.post("/embedding", response_model=GlmEmbeddingResponse)
 async def glm_embedding(body: GlmEmbeddingRequest, request: Request) -> GlmEmbeddingResponse:
-    embedder = _registry(request).embedder(body.model)
+    embedder = registry_of(request).embedder(body.model)
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
     result = await embedder.embed(prompts)
     return GlmEmbeddingResponse(data=np.asarray(result.vectors, dtype=np.float64).tolist(), model=embedder.id)
@@ -68,7 +65,7 @@ async def glm_embedding(body: GlmEmbeddingRequest, request: Request) -> GlmEmbed
 
 @router.post("/keyword", response_model=KeywordResponse)
 async def glm_keyword(body: KeywordRequest, request: Request) -> KeywordResponse:
-    extractor = _registry(request).keyword_extractor(body.model)
+    extractor = registry_of(request).keyword_extractor(body.model)
     low, high = body.ngram_range
     if not 1 <= low <= high <= 4:
         raise InvalidRequestError("ngram_range must be [low, high] with 1 <= low <= high <= 4", param="ngram_range")

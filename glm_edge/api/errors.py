@@ -55,7 +55,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = _STATUS_KIND.get(exc.status_code, ErrorKind.INVALID_REQUEST if exc.status_code < 500 else ErrorKind.INTERNAL)
+        fallback = ErrorKind.INVALID_REQUEST if exc.status_code < 500 else ErrorKind.INTERNAL
+        kind = _STATUS_KIND.get(exc.status_code, fallback)
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404:
             message = "no such route"

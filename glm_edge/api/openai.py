@@ -9,13 +9,9 @@ from fastapi import APIRouter, Request
 from glm_edge.api.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 from glm_edge.api.serving_chat import create_chat_completion
 from glm_edge.api.serving_completion import create_completion
-from glm_edge.registry import ModelRegistry
+from glm_edge.api.state import registry_of
 
 router = APIRouter()
-
-
-def registry_of(request: Request) -> ModelRegistry:
-    return request.app.state.registry
 
 
 @router.post("/v1/chat/completions")

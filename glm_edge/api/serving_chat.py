@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
+from glm_edge.api.metrics import Metrics
 from glm_edge.api.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -23,8 +24,11 @@ from glm_edge.api.protocol import (
     now,
     random_id,
 )
+from glm_edge.api.state import metrics_of, registry_of
 from glm_edge.api.streaming import SSE_HEADERS, event_stream, sse, start_generation, unless_disconnected
-from glm_edge.engine.types import GenerationChunk, TokenLogprob
+from glm_edge.chat_model import ChatModel
+from glm_edge.engine.types import ChunkStream, TokenLogprob
+
 
 def logprob_entries(items: list[TokenLogprob] | None) -> list[TokenLogprobEntry]:
     return [TokenLogprobEntry(token=t.token, logprob=t.logprob, bytes=t.bytes,
@@ -44,9 +48,9 @@ def grammar_for(request: ChatCompletionRequest) -> str | None:
     return json_schema_grammar(schema or {"type": "object"})
 
 
-async def create_chat_completion(request: ChatCompletionRequest, raw: Request) -> Any:
-    registry = raw.app.state.registry
-    model = registry.chat_model(request.model)
+async def create_chat_completion(request: ChatCompletionRequest,
+                                 raw: Request) -> ChatCompletionResponse | Response:
+    model = registry_of(raw).chat_model(request.model)
     rendered = model.render(request)
     prompt_tokens = model.tokenize_prompt(rendered.prompt)
     limit = request.new_token_limit()
@@ -56,7 +60,7 @@ async def create_chat_completion(request: ChatCompletionRequest, raw: Request) -
     params.skip_special_tokens = model.skip_special_tokens
     request_id = random_id("chatcmpl")
     chunks = await start_generation(model.engine, prompt_tokens, params, request_id)
-    metrics = raw.app.state.metrics
+    metrics = metrics_of(raw)
     if request.stream:
         events = _events(request, model, rendered.tool_names, request_id, chunks, len(prompt_tokens), metrics)
         return StreamingResponse(event_stream(events, chunks), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -64,8 +68,8 @@ async def create_chat_completion(request: ChatCompletionRequest, raw: Request) -
         raw, _complete(request, model, rendered.tool_names, request_id, chunks, len(prompt_tokens), metrics))
 
 
-async def _complete(request: ChatCompletionRequest, model: Any, tool_names: list[str], request_id: str,
-                    chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> ChatCompletionResponse:
+async def _complete(request: ChatCompletionRequest, model: ChatModel, tool_names: list[str], request_id: str,
+                    chunks: ChunkStream, n_prompt: int, metrics: Metrics) -> ChatCompletionResponse:
     texts = [""] * request.n
     finish: dict[int, str] = {}
     logprobs: dict[int, list[TokenLogprob]] = {i: [] for i in range(request.n)}
@@ -96,8 +100,8 @@ async def _complete(request: ChatCompletionRequest, model: Any, tool_names: list
                                               total_tokens=n_prompt + generated))
 
 
-async def _events(request: ChatCompletionRequest, model: Any, tool_names: list[str], request_id: str,
-                  chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> AsyncIterator[str]:
+async def _events(request: ChatCompletionRequest, model: ChatModel, tool_names: list[str], request_id: str,
+                  chunks: ChunkStream, n_prompt: int, metrics: Metrics) -> AsyncIterator[str]:
     created = now()
     parsers = [model.output_parser(tool_names) for _ in range(request.n)]  # fresh per choice
     completion_tokens: dict[int, int] = {}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import AsyncIterator, TypeGuard
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
+from glm_edge.api.metrics import Metrics
 from glm_edge.api.protocol import (
     CompletionChoice,
     CompletionLogprobs,
@@ -16,12 +17,18 @@ from glm_edge.api.protocol import (
     now,
     random_id,
 )
+from glm_edge.api.state import metrics_of, registry_of
 from glm_edge.api.streaming import SSE_HEADERS, event_stream, sse, start_generation, unless_disconnected
-from glm_edge.engine.types import GenerationChunk, TokenLogprob
+from glm_edge.chat_model import ChatModel
+from glm_edge.engine.types import ChunkStream, TokenLogprob
 from glm_edge.errors import InvalidRequestError
 
 
-def _prompt_tokens(request: CompletionRequest, model: Any) -> list[int]:
+def _is_token_ids(value: object) -> TypeGuard[list[int]]:
+    return isinstance(value, list) and bool(value) and all(isinstance(t, int) for t in value)
+
+
+def _prompt_tokens(request: CompletionRequest, model: ChatModel) -> list[int]:
     prompt = request.prompt
     if isinstance(prompt, list) and len(prompt) == 1 and not isinstance(prompt[0], int):
         prompt = prompt[0]
@@ -29,7 +36,7 @@ def _prompt_tokens(request: CompletionRequest, model: Any) -> list[int]:
         if prompt == "":
             raise InvalidRequestError("prompt must not be empty", param="prompt")
         return model.engine.tokenize(prompt, add_special=True, parse_special=False)
-    if prompt and all(isinstance(t, int) for t in prompt):
+    if _is_token_ids(prompt):
         return list(prompt)
     raise InvalidRequestError("one prompt per request: a string or a list of token ids", param="prompt")
 
@@ -46,8 +53,8 @@ def _logprobs(items: list[TokenLogprob]) -> CompletionLogprobs:
     return out
 
 
-async def create_completion(request: CompletionRequest, raw: Request) -> Any:
-    model = raw.app.state.registry.chat_model(request.model)
+async def create_completion(request: CompletionRequest, raw: Request) -> CompletionResponse | Response:
+    model = registry_of(raw).chat_model(request.model)
     if request.suffix:
         raise InvalidRequestError("suffix (fill-in-the-middle) is not supported", param="suffix")
     tokens = _prompt_tokens(request, model)
@@ -58,7 +65,7 @@ async def create_completion(request: CompletionRequest, raw: Request) -> Any:
     request_id = random_id("cmpl")
     chunks = await start_generation(model.engine, tokens, params, request_id)
     echo = model.engine.detokenize(tokens) if request.echo else ""
-    metrics = raw.app.state.metrics
+    metrics = metrics_of(raw)
     if request.stream:
         events = _events(request, model.id, request_id, echo, chunks, len(tokens), metrics)
         return StreamingResponse(event_stream(events, chunks), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -67,7 +74,7 @@ async def create_completion(request: CompletionRequest, raw: Request) -> Any:
 
 
 async def _complete(request: CompletionRequest, model_id: str, request_id: str, echo: str,
-                    chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any,
+                    chunks: ChunkStream, n_prompt: int, metrics: Metrics,
                     want_logprobs: bool) -> CompletionResponse:
     texts = {i: echo for i in range(request.n)}
     lps: dict[int, list[TokenLogprob]] = {i: [] for i in range(request.n)}
@@ -89,7 +96,7 @@ async def _complete(request: CompletionRequest, model_id: str, request_id: str, 
 
 
 async def _events(request: CompletionRequest, model_id: str, request_id: str, echo: str,
-                  chunks: AsyncIterator[GenerationChunk], n_prompt: int, metrics: Any) -> AsyncIterator[str]:
+                  chunks: ChunkStream, n_prompt: int, metrics: Metrics) -> AsyncIterator[str]:
     created = now()
     generated: dict[int, int] = {}
 

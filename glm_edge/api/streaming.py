@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from typing import AsyncIterator, Awaitable, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from glm_edge.api.errors import error_body
-from glm_edge.engine.types import GenerationChunk, SamplingParams
+from glm_edge.engine.types import ChunkStream, Engine, SamplingParams
 from glm_edge.errors import EngineError, GlmEdgeError
 
 log = logging.getLogger("glm_edge.api")
@@ -26,8 +26,8 @@ def sse(payload: str) -> str:
     return f"data: {payload}\n\n"
 
 
-async def start_generation(engine: Any, prompt_tokens: list[int], params: SamplingParams,
-                           request_id: str) -> AsyncIterator[GenerationChunk]:
+async def start_generation(engine: Engine, prompt_tokens: list[int], params: SamplingParams,
+                           request_id: str) -> ChunkStream:
     """Wait for the first chunk, so that queue-full and context errors are raised here, before any 200; then
     return every chunk. Closing the result (client gone, handler cancelled) closes the engine stream, which
     aborts the request and frees its slot at the next step."""
@@ -37,7 +37,7 @@ async def start_generation(engine: Any, prompt_tokens: list[int], params: Sampli
     except StopAsyncIteration:
         first = None
 
-    async def chunks() -> AsyncIterator[GenerationChunk]:
+    async def chunks() -> ChunkStream:
         try:
             if first is None:
                 return
@@ -50,7 +50,7 @@ async def start_generation(engine: Any, prompt_tokens: list[int], params: Sampli
     return chunks()
 
 
-async def event_stream(events: AsyncIterator[str], chunks: Any) -> AsyncIterator[str]:
+async def event_stream(events: AsyncIterator[str], chunks: ChunkStream) -> AsyncIterator[str]:
     """SSE body: the handler's events; an error after the 200 as one `data: {"error": ...}` event; `[DONE]`."""
     try:
         async for event in events:

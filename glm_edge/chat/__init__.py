@@ -3,7 +3,14 @@ model family needs, and the reasoning and tool-call output parsers (streaming an
 Pure Python: no engine imports here; the engine gives text, this layer gives OpenAI shapes."""
 
 from glm_edge.chat.conversation import (
-    FAMILIES, FAMILY_PARSERS, detect_family, normalize_messages, normalize_tools, supports_tools, to_template_input)
+    FAMILIES,
+    FAMILY_PARSERS,
+    detect_family,
+    normalize_messages,
+    normalize_tools,
+    supports_tools,
+    to_template_input,
+)
 from glm_edge.chat.deltas import DeltaMessage, ParsedOutput, ToolCall, ToolCallDelta
 from glm_edge.chat.output import REASONING_PARSERS, TOOL_PARSERS, ChatOutputParser
 from glm_edge.chat.prompt import RenderedPrompt, render_chat_prompt

@@ -184,7 +184,7 @@ def normalize_tools(tools: Any, tool_choice: Any = None) -> list[dict[str, Any]]
         return []
     if not isinstance(tools, list):
         raise InvalidRequestError("tools must be a list", param="tools")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         tool = _as_dict(tool, f"tools[{i}]")
         if tool.get("type", "function") != "function":

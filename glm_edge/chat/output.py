@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from glm_edge.chat.deltas import DeltaMessage, ParsedOutput
+from glm_edge.chat.deltas import DeltaMessage, ParsedOutput, ToolCall
 from glm_edge.chat.reasoning import DeepSeekR1ReasoningParser, ReasoningParser
 from glm_edge.chat.tool_parsers import Glm4ToolParser, ToolParser
 
@@ -59,7 +59,7 @@ class ChatOutputParser:
         content = text
         if self.reasoning is not None:
             reasoning, content = self.reasoning.extract(text)
-        calls = []
+        calls: list[ToolCall] = []
         if self.tools is not None:
             content, calls = self.tools.extract(content)
         self._saw_tool_call = bool(calls)

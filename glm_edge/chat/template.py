@@ -19,7 +19,7 @@ import functools
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 import jinja2.ext
@@ -48,10 +48,10 @@ def _strftime_now(format: str) -> str:
 class _TemplateDict:
     """``dict(...)`` for templates without exposing the dict type itself."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> dict:
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
         return dict(*args, **kwargs)
 
-    def fromkeys(self, *args: Any, **kwargs: Any) -> dict:
+    def fromkeys(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
         return dict.fromkeys(*args, **kwargs)
 
 
@@ -86,7 +86,7 @@ class _GenerationBlock(jinja2.ext.Extension):
         body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
         return jinja2.nodes.CallBlock(self.call_method("_render_body"), [], [], body).set_lineno(lineno)
 
-    def _render_body(self, caller: Any) -> str:
+    def _render_body(self, caller: Callable[[], str]) -> str:
         return caller()
 
 

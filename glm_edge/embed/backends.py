@@ -40,11 +40,20 @@ class Item:
 
 
 class Backend(Protocol):
-    dimensions: int
-    max_seq_length: int | None
-    matryoshka_dims: list[int] | None
-    accepts_token_ids: bool
-    description: str
+    @property
+    def dimensions(self) -> int: ...
+
+    @property
+    def max_seq_length(self) -> int | None: ...
+
+    @property
+    def matryoshka_dims(self) -> list[int] | None: ...
+
+    @property
+    def accepts_token_ids(self) -> bool: ...
+
+    @property
+    def description(self) -> str: ...
 
     def prepare(self, texts: list[str], *, truncate: bool) -> list[Item]: ...
 
@@ -115,7 +124,8 @@ class EncoderBackend:
         try:
             self.config: dict[str, Any] = json.loads(cfg_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{folder} has no embedding.json; convert the checkpoint with `glm-edge convert`") from None
+            raise ConfigError(f"{folder} has no embedding.json; convert the checkpoint with `glm-edge convert`") \
+                from None
         for needed in ("model.onnx", "tokenizer.json"):
             if not (folder / needed).exists():
                 raise ConfigError(f"{folder} has no {needed}")
@@ -154,8 +164,8 @@ class EncoderBackend:
         for ids in token_ids:
             bad = next((t for t in ids if not 0 <= t < self.vocab_size), None)
             if bad is not None:
-                raise InvalidRequestError(f"token id {bad} is outside this model's vocabulary (0..{self.vocab_size - 1})",
-                                          param="input")
+                raise InvalidRequestError(
+                    f"token id {bad} is outside this model's vocabulary (0..{self.vocab_size - 1})", param="input")
             body = list(ids)
             if self._prefix and body[:1] == self._prefix:
                 body = body[1:]
@@ -180,9 +190,10 @@ class EncoderBackend:
             pad_id = 1 if self.config.get("architecture") == "xlm-roberta" else 0
         ids.fill(pad_id)
         for row, it in enumerate(items):
-            n = len(it.ids or [])
-            ids[row, :n] = it.ids
-            types[row, :n] = it.type_ids
+            row_ids = it.ids or []
+            n = len(row_ids)
+            ids[row, :n] = row_ids
+            types[row, :n] = it.type_ids or []
             mask[row, :n] = 1
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         feed = {k: v for k, v in feed.items() if k in self._input_names}

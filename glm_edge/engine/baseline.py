@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import llama_cpp
 
@@ -29,7 +30,7 @@ class BaselineResult:
     def tok_s(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["tok_s"] = self.tok_s
         return d
@@ -47,13 +48,16 @@ class LlamaBaseline:
 
     def run(self, prompt: str, max_tokens: int, *, stream: bool) -> BaselineResult:
         llm = self.llm
-        llm.reset()  # each run pays its prefill, as a fresh request would
+        llm.reset()  # type: ignore[no-untyped-call]  # each run pays its prefill, as a fresh request would
         t0 = time.perf_counter()
         ttft = None
         n = 0
         if stream:
-            for chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
-                                               logit_bias=self.bias):
+            chunks = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True,
+                                           logit_bias=self.bias)
+            if isinstance(chunks, dict):
+                raise TypeError("Llama.create_completion(stream=True) returned one response, not a stream")
+            for chunk in chunks:
                 choice = chunk["choices"][0]
                 if ttft is None and choice["text"]:
                     ttft = time.perf_counter() - t0
@@ -61,6 +65,8 @@ class LlamaBaseline:
                     n += 1
         else:
             out = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, logit_bias=self.bias)
+            if not isinstance(out, dict):
+                raise TypeError("Llama.create_completion(stream=False) returned a stream")
             n = out["usage"]["completion_tokens"]
         dt = time.perf_counter() - t0
         return BaselineResult("llama-cpp-python Llama " + ("stream" if stream else "non-stream"), 1, n, dt, ttft)

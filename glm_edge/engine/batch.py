@@ -23,13 +23,16 @@ class Batch:
         item = self.seq.itemsize
         self._seq_ptrs = (ctypes.POINTER(llama_cpp.llama_seq_id) * capacity)(
             *[ctypes.cast(seq_base + i * item, ctypes.POINTER(llama_cpp.llama_seq_id)) for i in range(capacity)])
-        self._struct = llama_cpp.llama_batch()
-        self._struct.token = self.token.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token))
-        self._struct.embd = ctypes.POINTER(ctypes.c_float)()
-        self._struct.pos = self.pos.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_pos))
-        self._struct.n_seq_id = self.n_seq_id.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
-        self._struct.seq_id = ctypes.cast(self._seq_ptrs, ctypes.POINTER(ctypes.POINTER(llama_cpp.llama_seq_id)))
-        self._struct.logits = self.logits.ctypes.data_as(ctypes.POINTER(ctypes.c_int8))
+        # pointers into the numpy buffers (given to the constructor: the struct's field annotations say arrays)
+        self._struct = llama_cpp.llama_batch(
+            n_tokens=0,
+            token=self.token.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token)),
+            embd=ctypes.POINTER(ctypes.c_float)(),
+            pos=self.pos.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_pos)),
+            n_seq_id=self.n_seq_id.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+            seq_id=ctypes.cast(self._seq_ptrs, ctypes.POINTER(ctypes.POINTER(llama_cpp.llama_seq_id))),
+            logits=self.logits.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
+        )
         self.n_tokens = 0
 
     def clear(self) -> None:

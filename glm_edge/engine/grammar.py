@@ -18,7 +18,8 @@ def json_schema_grammar(schema: dict[str, Any]) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        grammar: str = json_schema_to_gbnf(json.dumps(schema))
+        return grammar
     except Exception as exc:  # the converter raises plain exceptions on schemas it does not support
         raise InvalidRequestError(f"response_format.json_schema cannot be turned into a grammar: {exc}",
                                   param="response_format") from None

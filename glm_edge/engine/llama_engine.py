@@ -14,16 +14,15 @@ import asyncio
 import os
 import random
 import threading
-from typing import AsyncIterator
 
 import llama_cpp
 import numpy as np
 
 from glm_edge.engine.model import LlamaModel
 from glm_edge.engine.sampler import SamplerChain
-from glm_edge.engine.scheduler import DONE, Scheduler
-from glm_edge.engine.slots import Sink, Task
-from glm_edge.engine.types import GenerationChunk, SamplingParams
+from glm_edge.engine.scheduler import Scheduler
+from glm_edge.engine.slots import End, Sink, SinkItem, Task
+from glm_edge.engine.types import ChunkStream, SamplingParams
 from glm_edge.errors import ConfigError, ContextLengthError, InvalidRequestError, ModelLoadingError
 
 _FLASH_ATTN = {None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO, True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
@@ -71,7 +70,7 @@ class LlamaEngine:
         self._rng_lock = threading.Lock()
         self.verbose = verbose
         self.model: LlamaModel | None = None
-        self._ctx = None
+        self._ctx: llama_cpp.llama_context_p | None = None
         self._scheduler: Scheduler | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -95,19 +94,19 @@ class LlamaEngine:
     def __enter__(self) -> "LlamaEngine":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _thread_main(self) -> None:
         try:
-            self.model = LlamaModel(self.model_path, n_gpu_layers=self.n_gpu_layers, main_gpu=self.main_gpu,
-                                    verbose=self.verbose)
-            self._ctx = self._new_context()
-            n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self._ctx))
-            self._scheduler = Scheduler(self.model, self._ctx, n_parallel=self.n_parallel,
-                                        n_ctx=min(n_ctx_seq, self.n_ctx) if n_ctx_seq else self.n_ctx,
-                                        n_batch=self.n_batch, max_queue=self.max_queue)
-            self.n_ctx = self._scheduler.n_ctx  # what each slot really holds
+            model = self.model = LlamaModel(self.model_path, n_gpu_layers=self.n_gpu_layers,
+                                            main_gpu=self.main_gpu, verbose=self.verbose)
+            ctx = self._ctx = self._new_context(model)
+            n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(ctx))
+            scheduler = self._scheduler = Scheduler(
+                model, ctx, n_parallel=self.n_parallel, n_ctx=min(n_ctx_seq, self.n_ctx) if n_ctx_seq else self.n_ctx,
+                n_batch=self.n_batch, max_queue=self.max_queue)
+            self.n_ctx = scheduler.n_ctx  # what each slot really holds
         except BaseException as exc:  # reported by start()
             self._load_error = exc if isinstance(exc, ConfigError) else ConfigError(str(exc))
             self._free_native()
@@ -115,11 +114,11 @@ class LlamaEngine:
             return
         self._ready.set()
         try:
-            self._scheduler.run()
+            scheduler.run()
         finally:
             self._free_native()
 
-    def _new_context(self):
+    def _new_context(self, model: LlamaModel) -> llama_cpp.llama_context_p:
         p = llama_cpp.llama_context_default_params()
         p.n_ctx = self.n_ctx * self.n_parallel
         p.n_seq_max = self.n_parallel
@@ -134,7 +133,7 @@ class LlamaEngine:
             p.type_k = self.type_k
         if self.type_v is not None:
             p.type_v = self.type_v
-        ctx = llama_cpp.llama_init_from_model(self.model.model, p)
+        ctx: llama_cpp.llama_context_p | None = llama_cpp.llama_init_from_model(model.model, p)
         if not ctx:
             raise ConfigError(
                 f"llama.cpp could not create a context of {self.n_parallel} x {self.n_ctx} tokens for "
@@ -198,14 +197,13 @@ class LlamaEngine:
 
     # --- generation -------------------------------------------------------------------------------
 
-    def _validate(self, prompt_tokens: list[int], params: SamplingParams) -> None:
+    def _validate(self, prompt_tokens: list[int], params: SamplingParams, n_ctx: int) -> None:
         model = self._model()
         if not prompt_tokens:
             raise InvalidRequestError("the prompt is empty", param="prompt")
         arr = np.asarray(prompt_tokens, dtype=np.int64)
         if arr.min() < 0 or arr.max() >= model.n_vocab:
             raise InvalidRequestError(f"prompt token ids must be in 0..{model.n_vocab - 1}", param="prompt")
-        n_ctx = self._scheduler.n_ctx
         if len(prompt_tokens) >= n_ctx:
             raise ContextLengthError(
                 f"This model's context holds {n_ctx} tokens per sequence, but the prompt has "
@@ -219,7 +217,7 @@ class LlamaEngine:
             raise InvalidRequestError("top_logprobs must be between 0 and 20", param="top_logprobs")
 
     async def generate(self, prompt_tokens: list[int], params: SamplingParams,
-                       request_id: str) -> AsyncIterator[GenerationChunk]:
+                       request_id: str) -> ChunkStream:
         """Stream the answer's chunks (one per token per choice; `text` may be empty while held back).
 
         Errors (QueueFullError, ContextLengthError, InvalidRequestError) are raised on the first
@@ -227,17 +225,18 @@ class LlamaEngine:
         and frees its slots within one step. Every choice ends with one chunk whose finish_reason is
         "stop" (stop_reason: the stop string or token id, neither part of the text), "length", or
         "abort" (after `abort(request_id)`)."""
-        if self._scheduler is None or self._closed:
+        scheduler = self._scheduler
+        if scheduler is None or self._closed:
             raise ModelLoadingError("the engine is not running")
-        self._validate(prompt_tokens, params)
+        self._validate(prompt_tokens, params, scheduler.n_ctx)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue[SinkItem] = asyncio.Queue()
         stop_ids = frozenset(int(t) for t in params.stop_token_ids)
         samplers = self._samplers(params)  # bad grammar / logit bias -> InvalidRequestError here, not later
         task = Task(request_id=request_id, prompt=list(prompt_tokens), params=params, sink=Sink(loop, queue),
                     stop_ids=stop_ids, samplers=samplers)
         try:
-            self._scheduler.post(task)
+            scheduler.post(task)
         except BaseException:
             for sampler in samplers:
                 sampler.free()
@@ -246,7 +245,7 @@ class LlamaEngine:
         try:
             while True:
                 item = await queue.get()
-                if item is DONE:
+                if isinstance(item, End):
                     finished = True
                     return
                 if isinstance(item, BaseException):
@@ -255,7 +254,7 @@ class LlamaEngine:
                 yield item
         finally:
             if not finished:
-                self._scheduler.abort(task.request_id)
+                scheduler.abort(task.request_id)
 
     def _samplers(self, params: SamplingParams) -> list[SamplerChain]:
         model = self._model()

@@ -11,6 +11,7 @@ import logging
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import llama_cpp
 
@@ -26,8 +27,7 @@ _LOG_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: loggin
 _last_log_level = logging.DEBUG
 
 
-@llama_cpp.llama_log_callback
-def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+def _log_to_python(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     global _last_log_level
     lvl = _last_log_level if level == 5 else _LOG_LEVELS.get(level, logging.DEBUG)
     _last_log_level = lvl
@@ -35,6 +35,9 @@ def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         message = text.decode("utf-8", errors="replace").rstrip("\n")
         if message:
             llama_log.log(lvl, message)
+
+
+_log_callback = llama_cpp.llama_log_callback(_log_to_python)  # kept alive here: llama.cpp holds the pointer
 
 
 def init_backend(verbose: bool = False) -> None:
@@ -159,7 +162,8 @@ class LlamaModel:
             out["tokenizer.chat_template"] = template.decode("utf-8", errors="replace")
         return out
 
-    def _meta_string(self, fn, i: int) -> str:
+    def _meta_string(self, fn: Callable[[llama_cpp.llama_model_p, int, ctypes.Array[ctypes.c_char], int], int],
+                     i: int) -> str:
         size = 256
         while True:
             buf = ctypes.create_string_buffer(size)

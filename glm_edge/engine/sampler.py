@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from typing import Callable
 
 import llama_cpp
 import numpy as np
@@ -25,34 +26,34 @@ class SamplerChain:
     checks only the chosen token, and only a rejected token triggers a resample with the grammar applied
     to the whole row first."""
 
-    def __init__(self, params: SamplingParams, *, vocab, n_vocab: int, seed: int | None) -> None:
+    def __init__(self, params: SamplingParams, *, vocab: llama_cpp.llama_vocab_p, n_vocab: int,
+                 seed: int | None) -> None:
         chain_params = llama_cpp.llama_sampler_chain_default_params()
         chain_params.no_perf = True
-        self._chain = llama_cpp.llama_sampler_chain_init(chain_params)
-        self._grammar = None
+        self._chain: llama_cpp.llama_sampler_p | None = llama_cpp.llama_sampler_chain_init(chain_params)
+        self._grammar: llama_cpp.llama_sampler_p | None = None
         self._n_vocab = n_vocab
         # Greedy without grammar or penalties is an argmax over the (biased) row: done on a view of the
         # logits, it skips building llama.cpp's 12-byte candidate array per vocabulary entry (~0.3 ms of
         # serial work per sequence per step with a 262k vocabulary). Same token as the greedy sampler.
         self._greedy_fast = (params.temperature <= 0.0 and not params.grammar and params.repetition_penalty == 1.0
                              and params.presence_penalty == 0.0 and params.frequency_penalty == 0.0)
+        self._bias_ids: np.ndarray | None = None
         if params.logit_bias:
             self._bias_ids = np.fromiter((int(t) for t in params.logit_bias), dtype=np.int64)
             self._bias_vals = np.fromiter((float(b) for b in params.logit_bias.values()), dtype=np.float32)
-        else:
-            self._bias_ids = None
         try:
             self._build(params, vocab, n_vocab, seed)
         except BaseException:
             self.free()
             raise
 
-    def _add(self, sampler) -> None:
+    def _add(self, sampler: llama_cpp.llama_sampler_p | None) -> None:
         if not sampler:
             raise InvalidRequestError("llama.cpp refused a sampler setting")
         llama_cpp.llama_sampler_chain_add(self._chain, sampler)
 
-    def _build(self, p: SamplingParams, vocab, n_vocab: int, seed: int | None) -> None:
+    def _build(self, p: SamplingParams, vocab: llama_cpp.llama_vocab_p, n_vocab: int, seed: int | None) -> None:
         if p.logit_bias:
             items = [(int(t), float(b)) for t, b in p.logit_bias.items()]
             for t, _ in items:
@@ -88,7 +89,7 @@ class SamplerChain:
         dist_seed = llama_cpp.LLAMA_DEFAULT_SEED if seed is None else int(seed) & 0xFFFFFFFF
         self._add(llama_cpp.llama_sampler_init_dist(dist_seed))
 
-    def sample(self, ctx, output_index: int) -> int:
+    def sample(self, ctx: llama_cpp.llama_context_p, output_index: int) -> int:
         if self._greedy_fast:
             return self._greedy(_logits_row(ctx, output_index, self._n_vocab))
         if self._grammar is None:
@@ -156,7 +157,7 @@ class SamplerChain:
             pass
 
 
-def _logits_row(ctx, output_index: int, n_vocab: int) -> np.ndarray:
+def _logits_row(ctx: llama_cpp.llama_context_p, output_index: int, n_vocab: int) -> np.ndarray:
     """A view (no copy) of one output's logits; valid until the next decode."""
     ptr = llama_cpp.llama_get_logits_ith(ctx, output_index)
     if not ptr:
@@ -164,8 +165,8 @@ def _logits_row(ctx, output_index: int, n_vocab: int) -> np.ndarray:
     return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
 
 
-def logprobs_for(ctx, output_index: int, n_vocab: int, token_id: int, top_n: int,
-                 piece: "callable") -> TokenLogprob:
+def logprobs_for(ctx: llama_cpp.llama_context_p, output_index: int, n_vocab: int, token_id: int, top_n: int,
+                 piece: Callable[[int], bytes]) -> TokenLogprob:
     """Log-softmax of the model's logits row for one output (read only when a request asks for logprobs)."""
     row = _logits_row(ctx, output_index, n_vocab).astype(np.float64)
     peak = row.max()

@@ -8,12 +8,13 @@ each caller's event loop in one `call_soon_threadsafe` per loop.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Callable
 
 import llama_cpp
 
@@ -21,13 +22,16 @@ from glm_edge.engine.batch import Batch
 from glm_edge.engine.detokenizer import IncrementalDetokenizer, StopStringFilter
 from glm_edge.engine.model import LlamaModel
 from glm_edge.engine.sampler import logprobs_for
-from glm_edge.engine.slots import Choice, Slot, SlotState, Task, common_prefix_length
-from glm_edge.engine.types import GenerationChunk
+from glm_edge.engine.slots import Choice, End, SinkItem, Slot, SlotState, Task, common_prefix_length
+from glm_edge.engine.types import GenerationChunk, TokenLogprob
 from glm_edge.errors import EngineError, GlmEdgeError, QueueFullError
 
 log = logging.getLogger("glm_edge.engine")
 
-DONE = object()  # end-of-task marker put on a task's queue after its last chunks
+DONE = End.DONE  # end-of-task marker put on a task's queue after its last chunks
+
+# Queue items per caller loop, handed over in one callback per loop and step.
+Deliveries = dict[asyncio.AbstractEventLoop, list[tuple["asyncio.Queue[SinkItem]", SinkItem]]]
 
 
 @dataclass
@@ -38,7 +42,7 @@ class _Abort:
 class Scheduler:
     """Owns the llama context and the slots; every method except `post`/`abort`/`stop` runs on its thread."""
 
-    def __init__(self, model: LlamaModel, ctx: Any, *, n_parallel: int, n_ctx: int, n_batch: int,
+    def __init__(self, model: LlamaModel, ctx: llama_cpp.llama_context_p, *, n_parallel: int, n_ctx: int, n_batch: int,
                  max_queue: int) -> None:
         self.model = model
         self.ctx = ctx
@@ -47,7 +51,7 @@ class Scheduler:
         self.n_batch = n_batch
         self.max_queue = max_queue
         self.slots = [Slot(seq_id=i) for i in range(n_parallel)]
-        self.batch = Batch(n_batch)
+        self.batch: Batch | None = Batch(n_batch)  # None once the native context is freed
         self._lock = threading.Condition()
         self._inbox: collections.deque[Task | _Abort] = collections.deque()
         self._n_waiting = 0  # tasks submitted but not yet in slots (guarded by _lock)
@@ -128,7 +132,7 @@ class Scheduler:
             self._dec_waiting()
             for sampler in task.samplers:
                 sampler.free()
-        chunks = []
+        chunks: list[SinkItem] = []
         for slot in self.slots:
             if slot.task is task:
                 llama_cpp.llama_memory_seq_rm(self.mem, slot.seq_id, -1, -1)
@@ -141,14 +145,14 @@ class Scheduler:
                                               prompt_tokens=len(task.prompt),
                                               completion_tokens=choice.n_generated))
         self._finish_task(task)
-        _deliver({task.sink.loop: [(task.sink.queue, chunks), (task.sink.queue, DONE)]})
+        _deliver({task.sink.loop: [(task.sink.queue, item) for item in [*chunks, DONE]]})
 
     def _dec_waiting(self) -> None:
         with self._lock:
             self._n_waiting -= 1
 
     def _fail_all(self, error: GlmEdgeError) -> None:
-        out: dict[Any, list] = {}
+        out: Deliveries = {}
         for task in list(self._tasks.values()):
             for slot in self.slots:
                 if slot.task is task:
@@ -226,8 +230,8 @@ class Scheduler:
         primary.state = SlotState.PREFILL
         primary.followers = followers
 
-    def _piece_fn(self, task: Task):
-        special = not getattr(task.params, "skip_special_tokens", True)
+    def _piece_fn(self, task: Task) -> Callable[[int], bytes]:
+        special = not task.params.skip_special_tokens
         piece = self.model.token_to_piece
         return lambda t: piece(t, special)
 
@@ -251,18 +255,22 @@ class Scheduler:
         self._step_no += 1
         self._assign()
         batch = self.batch
+        if batch is None:
+            raise EngineError("the engine is shut down")
         batch.clear()
         outputs: list[tuple[Slot, int]] = []  # (slot, batch index of its logits)
         fed: list[tuple[Slot, list[int]]] = []
         for slot in self.slots:
             if slot.state is SlotState.DECODING:
-                idx = batch.add(slot.pending, len(slot.tokens), slot.seq_id, True)
+                token = slot.pending
+                assert token is not None, "a decoding slot holds its next token"
+                idx = batch.add(token, len(slot.tokens), slot.seq_id, True)
                 outputs.append((slot, idx))
-                fed.append((slot, [slot.pending]))
+                fed.append((slot, [token]))
         for slot in sorted((s for s in self.slots if s.state is SlotState.PREFILL), key=lambda s: s.last_used):
             if batch.free == 0:
                 break
-            prompt = slot.task.prompt
+            prompt = slot.busy()[0].prompt
             chunk = prompt[slot.prefill_pos: slot.prefill_pos + batch.free]
             last = slot.prefill_pos + len(chunk) == len(prompt)
             idx = batch.add_span(chunk, slot.prefill_pos, slot.seq_id, last)
@@ -282,9 +290,9 @@ class Scheduler:
             raise EngineError(f"llama_decode returned {ret} for a batch of {batch.n_tokens} tokens")
         for slot, toks in fed:
             slot.tokens.extend(toks)
-        out: dict[Any, list] = {}
+        out: Deliveries = {}
         for slot, idx in outputs:
-            task = slot.task
+            task = slot.busy()[0]
             followers: list[Slot] = []
             if slot.state is SlotState.PREFILL:
                 slot.state = SlotState.DECODING
@@ -301,13 +309,13 @@ class Scheduler:
                 out.setdefault(task.sink.loop, []).append((task.sink.queue, DONE))
         _deliver(out)
 
-    def _sample(self, slot: Slot, idx: int, out: dict) -> None:
-        task, choice = slot.task, slot.choice
+    def _sample(self, slot: Slot, idx: int, out: Deliveries) -> None:
+        task, choice = slot.busy()
         params = task.params
         token = choice.sampler.sample(self.ctx, idx)
         choice.n_generated += 1
         self.counters["tokens_generated"] += 1
-        logprobs = None
+        logprobs: list[TokenLogprob] | None = None
         if params.logprobs:
             logprobs = [logprobs_for(self.ctx, idx, self.model.n_vocab, token, params.top_logprobs,
                                      self._piece_fn(task))]
@@ -360,7 +368,7 @@ class Scheduler:
         return stats
 
 
-def _deliver(out: dict[Any, list]) -> None:
+def _deliver(out: Deliveries) -> None:
     """Hand each loop its queue items in one callback (order kept per queue)."""
     for loop, items in out.items():
         try:
@@ -369,10 +377,6 @@ def _deliver(out: dict[Any, list]) -> None:
             pass
 
 
-def _put_all(items: list) -> None:
+def _put_all(items: list[tuple[asyncio.Queue[SinkItem], SinkItem]]) -> None:
     for queue, item in items:
-        if isinstance(item, list):
-            for x in item:
-                queue.put_nowait(x)
-        else:
-            queue.put_nowait(item)
+        queue.put_nowait(item)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from glm_edge.engine.detokenizer import IncrementalDetokenizer, StopStringFilter
 from glm_edge.engine.sampler import SamplerChain
-from glm_edge.engine.types import SamplingParams
+from glm_edge.engine.types import GenerationChunk, SamplingParams
 
 
 class SlotState(enum.Enum):
@@ -22,12 +22,20 @@ class SlotState(enum.Enum):
     DECODING = "decoding"  # one token per step
 
 
+class End(enum.Enum):
+    DONE = "done"  # put on a task's queue after its last chunks
+
+
+# What the decode thread puts on a task's queue: chunks, then End.DONE, or an exception that ends the task.
+SinkItem = GenerationChunk | BaseException | End
+
+
 @dataclass
 class Sink:
     """Where a task's results go: an asyncio queue on the caller's loop."""
 
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue
+    queue: asyncio.Queue[SinkItem]
 
 
 @dataclass
@@ -70,6 +78,11 @@ class Slot:
     pending: int | None = None  # sampled token not yet in the KV (DECODING)
     followers: list["Slot"] = field(default_factory=list)  # slots of choices > 0 (n > 1), on the primary
     last_used: int = 0  # step counter, for choosing which idle cache to overwrite
+
+    def busy(self) -> tuple[Task, Choice]:
+        """The task and choice of a slot that is not idle."""
+        assert self.task is not None and self.choice is not None, f"slot {self.seq_id} is idle"
+        return self.task, self.choice
 
     def release(self) -> None:
         if self.choice is not None:

@@ -7,7 +7,7 @@ only tokenizes, batches, decodes and samples. Everything crossing the boundary i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol
+from typing import AsyncGenerator, Protocol
 
 
 @dataclass
@@ -57,6 +57,10 @@ class GenerationChunk:
     completion_tokens: int = 0  # tokens generated so far by this choice
 
 
+# What `Engine.generate` returns: closing it (`aclose`, or leaving an `async for` early) aborts the request.
+ChunkStream = AsyncGenerator[GenerationChunk, None]
+
+
 class Engine(Protocol):
     """What the API layer needs from an engine. Implementations live in glm_edge/engine/."""
 
@@ -76,7 +80,8 @@ class Engine(Protocol):
 
     def bos_token_id(self) -> int: ...
 
-    def generate(self, prompt_tokens: list[int], params: SamplingParams, request_id: str) -> AsyncIterator[GenerationChunk]:
+    def generate(self, prompt_tokens: list[int], params: SamplingParams,
+                 request_id: str) -> ChunkStream:
         """Stream chunks on the caller's asyncio loop; raises EngineError subclasses (glm_edge.errors)."""
         ...
 

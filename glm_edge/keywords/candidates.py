@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Iterable
+from typing import Iterable, Protocol
 
 _CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK = re.compile(f"[{_CJK_RANGES}]")
@@ -22,11 +22,19 @@ _WORD_RUN = re.compile(r"\w+")
 # a word character that is not CJK: what must not touch a vocabulary entry for it to count as a whole word
 _NON_CJK_WORD = f"[^\\W{_CJK_RANGES}]"
 
+
+
+class _Segmenter(Protocol):
+    """What is used of a `jieba.Tokenizer` (jieba ships no type information)."""
+
+    def lcut(self, sentence: str, cut_all: bool = False, HMM: bool = True) -> list[str]: ...  # noqa: N803
+
+
 _jieba_lock = threading.Lock()
-_jieba = None
+_jieba: _Segmenter | None = None
 
 
-def _segmenter():  # jieba builds its dictionary on first use (about a second); do it once, thread-safely
+def _segmenter() -> _Segmenter:  # jieba builds its dictionary on first use (about a second); do it once, thread-safely
     global _jieba
     if _jieba is None:
         with _jieba_lock:

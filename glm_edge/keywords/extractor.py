@@ -116,7 +116,8 @@ class KeywordExtractor:
             return []
         missing, known = self._missing([doc] + words)
         if missing:
-            results = await asyncio.gather(*[self.embedder.embed(chunk, truncate="cut") for chunk in self._chunks(missing)])
+            results = await asyncio.gather(*[self.embedder.embed(chunk, truncate="cut")
+                                             for chunk in self._chunks(missing)])
             self._store(missing, [v for r in results for v in r.vectors], known)
         doc_vec, word_vecs = known[doc], np.stack([known[w] for w in words])
         return await asyncio.to_thread(self.select, doc_vec, word_vecs, words, top_n=top_n, use_mmr=use_mmr,
@@ -133,7 +134,8 @@ class KeywordExtractor:
             return []
         missing, known = self._missing([doc] + words)
         if missing:
-            vectors = [v for chunk in self._chunks(missing) for v in self.embedder.embed_sync(chunk, truncate="cut").vectors]
+            vectors = [v for chunk in self._chunks(missing)
+                       for v in self.embedder.embed_sync(chunk, truncate="cut").vectors]
             self._store(missing, vectors, known)
         doc_vec, word_vecs = known[doc], np.stack([known[w] for w in words])
         defaults = {"top_n": 10, "use_mmr": False, "use_maxsum": False, "diversity": 0.3, "nr_candidates": 20}

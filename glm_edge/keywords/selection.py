@@ -22,7 +22,7 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Rows of a against rows of b, like sklearn's (normalise, then dot), in the inputs' dtype."""
     a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), np.finfo(a.dtype).tiny, None)
     b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), np.finfo(b.dtype).tiny, None)
-    return a @ b.T
+    return np.asarray(a @ b.T)
 
 
 def top_k(doc: np.ndarray, words: np.ndarray, names: list[str], top_n: int) -> list[tuple[str, float]]:
