@@ -12,6 +12,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from glm_edge.chat.deltas import new_tool_call_id
 from glm_edge.engine.types import SamplingParams
 
 
@@ -75,7 +76,7 @@ class FunctionCall(BaseModel):
 
 
 class ToolCall(BaseModel):
-    id: str = Field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+    id: str = Field(default_factory=new_tool_call_id)
     type: Literal["function"] = "function"
     function: FunctionCall
 
@@ -233,9 +234,6 @@ class ChatCompletionRequest(SamplingFields):
             if self.tool_choice.function.name not in names:
                 raise ValueError(f"tool_choice names '{self.tool_choice.function.name}', which is not in tools")
         return self
-
-    def all_messages(self) -> list[ChatMessage]:
-        return [*(self.history or []), *self.messages]
 
     def new_token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens

@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
+from glm_edge.chat.reasoning import THINK_END
 from glm_edge.errors import InvalidRequestError
 
 FAMILIES = ("chatglm", "glm4", "glm-z1", "deepseek-r1", "gemma", "generic")
 _TOOL_FAMILIES = {"chatglm", "glm4", "glm-z1", "generic"}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function", "observation"}
-THINK_END = "</think>"
 
 
 # Parsers a family's output needs: (reasoning parser, tool parser). The catalog states them per model;

@@ -84,15 +84,3 @@ class ParsedOutput:
         if self.tool_calls:
             msg["tool_calls"] = [c.to_openai() for c in self.tool_calls]
         return msg
-
-
-def partial_suffix_len(text: str, markers: tuple[str, ...]) -> int:
-    """Length of the longest end of ``text`` that is a proper beginning of one of ``markers``:
-    what a streaming parser must hold back because the next chunk may complete a marker."""
-    best = 0
-    for marker in markers:
-        for k in range(min(len(marker) - 1, len(text)), best, -1):
-            if text.endswith(marker[:k]):
-                best = k
-                break
-    return best

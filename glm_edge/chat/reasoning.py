@@ -15,7 +15,7 @@ to the same answer for every way of cutting the output into chunks.
 
 from __future__ import annotations
 
-from glm_edge.chat.deltas import partial_suffix_len
+from glm_edge.markers import partial_suffix_len
 
 THINK_START = "<think>"
 THINK_END = "</think>"

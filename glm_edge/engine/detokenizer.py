@@ -13,6 +13,8 @@ import codecs
 from dataclasses import dataclass
 from typing import Callable
 
+from glm_edge.markers import partial_suffix_len
+
 
 class IncrementalDetokenizer:
     """Token ids in, complete UTF-8 text out."""
@@ -24,9 +26,6 @@ class IncrementalDetokenizer:
     def add(self, token_id: int) -> str:
         """Append one token; return the text that became complete (may be empty)."""
         return self._decoder.decode(self._token_to_piece(token_id))
-
-    def add_bytes(self, piece: bytes) -> str:
-        return self._decoder.decode(piece)
 
     def flush(self) -> str:
         """End of the answer: whatever bytes remain (an unfinished character becomes U+FFFD)."""
@@ -66,7 +65,7 @@ class StopStringFilter:
         if best is not None:
             self._held = ""
             return StopResult(buffer[: best[0]], best[1])
-        keep = self._partial_match_length(buffer)
+        keep = partial_suffix_len(buffer, self._stops)
         if keep:
             self._held = buffer[-keep:]
             return StopResult(buffer[:-keep])
@@ -77,14 +76,3 @@ class StopStringFilter:
         """The answer ended without a stop string: the held text was ordinary text."""
         held, self._held = self._held, ""
         return held
-
-    def _partial_match_length(self, buffer: str) -> int:
-        """Length of the longest suffix of `buffer` that is a proper prefix of some stop string."""
-        longest = 0
-        limit = min(len(buffer), self._max_len - 1)
-        for stop in self._stops:
-            for n in range(min(limit, len(stop) - 1), longest, -1):
-                if buffer.endswith(stop[:n]):
-                    longest = n
-                    break
-        return longest

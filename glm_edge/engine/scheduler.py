@@ -83,9 +83,6 @@ class Scheduler:
             self._stopping = True
             self._lock.notify()
 
-    def queue_length(self) -> int:
-        return self._n_waiting
-
     # --- the thread -------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -125,7 +122,6 @@ class Scheduler:
                     self._abort_task(task)
 
     def _abort_task(self, task: Task) -> None:
-        task.aborted = True
         self.counters["requests_aborted"] += 1
         if task in self._waiting:
             self._waiting.remove(task)
@@ -208,7 +204,6 @@ class Scheduler:
         if n_past > 0:
             self.counters["prefix_cache_hits"] += 1
             self.counters["prompt_tokens_cached"] += n_past
-        task.n_cached = n_past
         primary.tokens = primary.tokens[:n_past]
         primary.prefill_pos = n_past
         for i, slot in enumerate([primary] + followers):
@@ -217,7 +212,6 @@ class Scheduler:
                 sampler=task.samplers[i],
                 detokenizer=IncrementalDetokenizer(self._piece_fn(task)),
                 stops=StopStringFilter(task.params.stop),
-                slot=slot,
             )
             task.choices.append(choice)
             slot.task = task

@@ -46,7 +46,6 @@ class Choice:
     stops: StopStringFilter
     n_generated: int = 0
     finished: bool = False
-    slot: "Slot | None" = None
 
 
 @dataclass
@@ -58,8 +57,6 @@ class Task:
     stop_ids: frozenset[int]
     samplers: list[SamplerChain] = field(default_factory=list)  # one per choice, built by the caller
     choices: list[Choice] = field(default_factory=list)
-    aborted: bool = False
-    n_cached: int = 0  # prompt tokens whose KV was reused
     done: bool = False
 
     @property
@@ -87,7 +84,6 @@ class Slot:
     def release(self) -> None:
         if self.choice is not None:
             self.choice.sampler.free()
-            self.choice.slot = None
         self.state = SlotState.IDLE
         self.task = None
         self.choice = None
