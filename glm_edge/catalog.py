@@ -49,6 +49,11 @@ class CatalogEntry:
     dimensions: int = 0
     max_tokens: int = 0
     context_length: int = 0  # chat models: the context the model was trained for (config.json)
+    # chat models: the special-token text the model's own tokenizer puts first in encode() (ChatGLM3:
+    # "[gMASK]sop"; GLM-4 families take theirs from the family), and whether that encode() parses
+    # special-token text inside the text (HF added tokens do; ChatGLM3's SentencePiece wrapper does not)
+    encode_prefix: str = ""
+    encode_parses_special: bool = True
 
     def template_text(self) -> str | None:
         """The catalog's chat template for this model, if it overrides the GGUF's own."""

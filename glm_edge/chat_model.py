@@ -10,7 +10,6 @@ from pydantic import BaseModel
 
 from glm_edge.api.protocol import ChatCompletionRequest
 from glm_edge.catalog import CatalogEntry
-from glm_edge.chat.conversation import FAMILY_PREFIX
 from glm_edge.chat.output import ChatOutputParser
 from glm_edge.chat.prompt import RenderedPrompt, render_chat_prompt
 from glm_edge.chat.template import ChatTemplate
@@ -34,6 +33,8 @@ class ChatModel:
     tool_parser: str = ""
     bos_token: str = ""
     eos_token: str = ""
+    encode_prefix: str = ""  # special-token text the model's tokenizer's encode() starts with (GLM: [gMASK]<sop>)
+    encode_parses_special: bool = True
 
     @property
     def skip_special_tokens(self) -> bool:
@@ -55,13 +56,13 @@ class ChatModel:
         return self.engine.tokenize(prompt, add_special=False, parse_special=True)
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
-        """Token ids as the model's own tokenizer's ``encode()`` gives them: special-token text parsed, and,
-        with ``add_special_tokens``, the family's prefix (GLM: [gMASK]<sop>) or else the GGUF's BOS."""
-        prefix = FAMILY_PREFIX.get(self.family)
-        if prefix is None:
-            return self.engine.tokenize(text, add_special=add_special_tokens, parse_special=True)
-        head = self.engine.tokenize(prefix, add_special=False, parse_special=True) if add_special_tokens else []
-        return head + self.engine.tokenize(text, add_special=False, parse_special=True)
+        """Token ids as the model's own tokenizer's ``encode()`` gives them: with ``add_special_tokens``, its
+        prefix (GLM: [gMASK]<sop>) or else the GGUF's BOS; special-token text parsed where that tokenizer does."""
+        special = self.encode_parses_special
+        if not (add_special_tokens and self.encode_prefix):
+            return self.engine.tokenize(text, add_special=add_special_tokens, parse_special=special)
+        head = self.engine.tokenize(self.encode_prefix, add_special=False, parse_special=True)
+        return head + self.engine.tokenize(text, add_special=False, parse_special=special)
 
     def output_parser(self, tool_names: list[str]) -> ChatOutputParser:
         """A fresh parser for one choice of one request."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from glm_edge.catalog import CatalogEntry, load_catalog
-from glm_edge.chat.conversation import detect_family
+from glm_edge.chat.conversation import FAMILY_PREFIX, detect_family
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.chat_model import ChatModel
 from glm_edge.defaults import DEFAULT_EMBEDDING_ID, DEFAULT_EMBEDDING_IDS
@@ -120,6 +120,8 @@ def load_chat(spec: ChatSpec, settings: Settings) -> ChatModel:
             reasoning_parser=facts.reasoning_parser if facts else "",
             tool_parser=facts.tool_parser if facts else "",
             bos_token=piece(engine.bos_token_id()), eos_token=piece(engine.eos_token_id()),
+            encode_prefix=(entry.encode_prefix if entry else "") or FAMILY_PREFIX.get(family, ""),
+            encode_parses_special=entry.encode_parses_special if entry else True,
         )
     except BaseException:
         engine.close()

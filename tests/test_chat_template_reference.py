@@ -33,10 +33,8 @@ from glm_edge.catalog import load_catalog, templates_dir
 from glm_edge.chat import load_template, render_chat_prompt
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.errors import InvalidRequestError
+from tests.real_vocab import REFS, ref_text
 
-DATA = Path(__file__).parent / "data"
-REFS = DATA / "templates"
-GLM4_DIR = DATA / "glm-4-9b-chat"
 
 R1_BOS = "<｜begin▁of▁sentence｜>"
 R1_EOS = "<｜end▁of▁sentence｜>"
@@ -44,13 +42,6 @@ GEMMA_BOS = "<bos>"
 GEMMA_EOS = "<eos>"
 
 Message = dict[str, Any]
-
-
-def ref_text(name: str) -> str:
-    """A vendored reference template. The only normalisation: CRLF -> LF, for the copy that lives in a Python
-    source file saved with Windows line ends (Python reads source with universal newlines, so the string the
-    project actually passes to transformers has LF)."""
-    return (REFS / name).read_bytes().decode("utf-8").replace("\r\n", "\n")
 
 
 def catalog_template(model_id: str) -> tuple[str, str]:
@@ -199,6 +190,8 @@ def test_reference_files_are_the_vendored_bytes() -> None:
     # deepseek-r1-distill-llama spec, and ollama's library/deepcoder:14b GGUF (a DeepSeek-R1-Distill-Qwen-14B
     # fine-tune that kept the distill template, so a Qwen-side witness).
     ("deepseek-r1-distill.jinja", ["xinference-deepseek-r1-distill-llama.jinja", "ollama-deepcoder-14b.jinja"]),
+    # ChatGLM3-6B's tokenizer_config.json template, as llama.cpp's chat-template tests carry it.
+    ("chatglm3.jinja", ["llamacpp-test-chatglm3.jinja"]),
 ])
 def test_catalog_template_equals_published_copies(ours: str, references: list[str]) -> None:
     # No normalisation is needed: these copies are byte-identical (CRLF->LF is a no-op on them).
@@ -212,7 +205,8 @@ def test_catalog_uses_the_reference_checked_templates() -> None:
     unchecked file)."""
     expected = {"glm-4-9b-chat": "glm-4-9b-chat.jinja", "glm-4-9b-chat-hf": "glm-4-9b-chat.jinja",
                 "GLM-4-9B-0414": "glm-4-0414.jinja", "GLM-Z1-9B-0414": "glm-z1.jinja",
-                "gemma-3-270m": "gemma-3.jinja"}
+                "gemma-3-270m": "gemma-3.jinja", "chatglm3-6b": "chatglm3.jinja", "chatglm3-6b-32k": "chatglm3.jinja",
+                "chatglm3-6b-128k": "chatglm3.jinja"}
     catalog = load_catalog()
     for model_id, template in expected.items():
         entry = catalog.get(model_id)
@@ -307,42 +301,6 @@ def test_glm_z1_is_glm4_0414_plus_thinking(name: str) -> None:
 
 # --- glm-4-9b-chat: THUDM's ChatGLM4Tokenizer (tiktoken) over the real tokenizer.model ------------------------
 
-@lru_cache(maxsize=1)
-def _chatglm_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("thudm_tokenization_chatglm", GLM4_DIR / "tokenization_chatglm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def glm4_tokenizer() -> Any:
-    """THUDM's own ChatGLM4Tokenizer, loaded the way AutoTokenizer loads it (tokenizer_config.json's 14 added
-    special tokens at 151329.., tokenizer.model's 151 329 tiktoken ranks), with the reference chat template
-    (that tokenizer_config.json's own chat_template was edited by its uploader; see SOURCE.md)."""
-    base = _chatglm_module().ChatGLM4Tokenizer
-
-    class ChatGLM4TokenizerCompat(base):  # type: ignore[misc, valid-type]
-        """transformers >= 4.45 passes `padding_side` to `_pad`; THUDM's later revision of the file takes it (and
-        must be left), this copy predates that. Padding never happens here (one sequence, no padding)."""
-
-        def _pad(self, encoded_inputs: Any, max_length: int | None = None, padding_strategy: Any = None,
-                 pad_to_multiple_of: int | None = None, padding_side: str | None = None,
-                 return_attention_mask: bool | None = None) -> dict[str, Any]:
-            assert padding_side in (None, "left")
-            kwargs = {} if padding_strategy is None else {"padding_strategy": padding_strategy}
-            padded: dict[str, Any] = super()._pad(encoded_inputs, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of,
-                                                  return_attention_mask=return_attention_mask, **kwargs)
-            return padded
-
-    tok = ChatGLM4TokenizerCompat.from_pretrained(str(GLM4_DIR))
-    tok.chat_template = ref_text("xinference-glm4-chat.jinja")
-    assert tok.convert_tokens_to_ids(["[gMASK]", "<sop>", "<|assistant|>", "<|observation|>"]) == [
-        151331, 151333, 151337, 151338]
-    return tok
-
-
 def _glm4_cases() -> list[tuple[str, list[Message], list[Message] | None]]:
     return [(k, v, None) for k, v in PLAIN.items()] + [(k, m, t) for k, (m, t) in WITH_TOOLS.items()]
 
@@ -360,7 +318,7 @@ def test_glm4_9b_chat_prompt_text_equals_thudm_tokenizer(glm4_tokenizer: Any, na
     assert ours == theirs
 
 
-def _thudm_message_ids(tok: Any, messages: list[Message]) -> list[int]:
+def thudm_message_ids(tok: Any, messages: list[Message]) -> list[int]:
     """THUDM's own token-level prompt builder: prefix tokens, then `build_single_message` per message (role token,
     `metadata + "\\n"` and the content each encoded by tiktoken on their own), then `<|assistant|>`; the tools
     system text is the one the reference template renders (the same as the tokenizer's own commented-out
@@ -386,7 +344,7 @@ def test_glm4_9b_chat_prompt_ids_equal_thudm_tokenizer(glm4_tokenizer: Any, name
     ours = glm_edge_prompt(source, family, messages, tools)
     ours_ids = glm4_tokenizer.encode(ours, add_special_tokens=False)
     thudm = thudm_glm4_messages(messages, tools)
-    assert ours_ids == _thudm_message_ids(glm4_tokenizer, thudm)
+    assert ours_ids == thudm_message_ids(glm4_tokenizer, thudm)
     via_template = glm4_tokenizer.apply_chat_template(thudm, tokenize=True, add_generation_prompt=True)
     if isinstance(via_template, dict) or hasattr(via_template, "keys"):  # transformers 5 returns a BatchEncoding
         via_template = via_template["input_ids"]

@@ -270,3 +270,62 @@ def test_glm_edge_converts_and_matches(partial: float, tmp_path: Path) -> None:
     (bad / "config.json").write_text(json.dumps(cfg))
     worse = compare_logits(ref, llama_logits(convert_to_gguf(bad, tmp_path / "bad.gguf", "F16", progress=False), ids))
     assert not _ok(worse), f"glm-edge {partial}: sabotage went unnoticed: {worse}"
+
+
+def test_served_tokenize_gives_the_seed_examples_ids(chatglm3: tuple[Path, Any, Path], thudm_sp: Any) -> None:
+    """GLM-API's /tokenize example is chatglm3-6b-32k: [gMASK] sop, then SentencePiece's ids (64790, 64792, 30910…)."""
+    import httpx
+
+    from tests.server_process import running_server
+
+    directory, _model, gguf_path = chatglm3
+    served = directory / "chatglm3-6b-32k-F16.gguf"
+    if not served.exists():
+        served.symlink_to(gguf_path)
+    prompt = "给你一个机会，你会想逃离你所在的虚拟世界吗？"
+    tricky = "sophisticated <|user|> eop"  # bare words that are also ChatGLM3 control tokens stay text
+    with running_server(str(served), "--no-embedding", "--ctx-size", "512", "--parallel", "1",
+                        log_path=directory / "serve.log") as url:
+        seed = httpx.post(f"{url}/tokenize", json={"prompt": prompt, "max_tokens": 4096}, timeout=60).json()
+        words = httpx.post(f"{url}/tokenize", json={"prompt": tricky}, timeout=60).json()
+        bare = httpx.post(f"{url}/tokenize", json={"prompt": prompt, "add_special_tokens": False}, timeout=60).json()
+    prefix = [thudm_sp.special_tokens["[gMASK]"], thudm_sp.special_tokens["sop"]]
+    assert prefix == [64790, 64792]
+    assert seed["model"] == "chatglm3-6b-32k"
+    assert seed["tokenIds"] == prefix + thudm_sp.encode(prompt)
+    assert seed["tokenIds"][:3] == [64790, 64792, 30910]  # as in the GLM-API example
+    assert words["tokenIds"] == prefix + thudm_sp.encode(tricky)
+    assert bare["tokenIds"] == thudm_sp.encode(prompt)
+
+
+@pytest.mark.parametrize("messages", [
+    [{"role": "user", "content": "你好"}],
+    [{"role": "system", "content": "You are ChatGLM3. Be brief."}, {"role": "user", "content": "Hi, who are you?"}],
+    [{"role": "system", "content": "简短回答。"}, {"role": "user", "content": "1+1=?"},
+     {"role": "assistant", "content": "2"}, {"role": "user", "content": "再加 3 呢？ And times 10?"}],
+], ids=["one-turn", "system", "several-turns"])
+def test_chatglm3_chat_prompt_ids_equal_thudm_build_chat_input(chatglm3: tuple[Path, Any, Path],
+                                                               messages: list[dict[str, str]]) -> None:
+    """The served path (catalog template rendered by glm_edge.chat, then llama.cpp with special tokens parsed)
+    gives the ids of THUDM's own ChatGLMTokenizer.build_chat_input (its final packing step adds the prefix)."""
+    from glm_edge.catalog import load_catalog
+    from glm_edge.chat import ChatTemplate, render_chat_prompt
+    from glm_edge_convert.parity import GGUFTokenizer
+
+    _directory, _model, gguf_path = chatglm3
+    module = _chatglm3_tokenizer_module()
+
+    class Tokenizer(module.ChatGLMTokenizer):  # type: ignore[misc,name-defined]
+        def batch_encode_plus(self, batch: list[list[int]], **_: object) -> dict[str, list[list[int]]]:
+            # transformers 5 dropped batch_encode_plus; what it did here: add the special tokens to the ids
+            return {"input_ids": [self.build_inputs_with_special_tokens(batch[0])]}
+
+    tok = Tokenizer(vocab_file=str(CHATGLM3_DIR / "tokenizer.model"))
+    *history, query = messages
+    expected = tok.build_chat_input(query["content"], history=history, role=query["role"])["input_ids"][0]
+
+    entry = load_catalog().get("chatglm3-6b")
+    assert entry is not None and entry.template_text() is not None
+    prompt = render_chat_prompt(ChatTemplate(entry.template_text() or ""), entry.chat_family, messages).prompt
+    with GGUFTokenizer(gguf_path) as gguf_tok:
+        assert gguf_tok.encode(prompt, special=True) == expected
