@@ -334,8 +334,20 @@ def test_logprobs_grammar_and_penalties(engine):
     chunks = asyncio.run(collect(engine, "A JSON object describing a cat: ", greedy(48, grammar=JSON_GBNF)))
     text = text_of(chunks)
     assert text.lstrip().startswith("{")
-    if last(chunks).finish_reason == "stop":
-        json.loads(text)
+    assert last(chunks).finish_reason == "stop"  # the grammar's object closed within the budget
+    assert isinstance(json.loads(text), dict)
+    # a schema grammar bounds the answer's length (a 12-character name, an integer of at most 16 digits),
+    # so the budget always suffices: the JSON is checked whatever the model writes
+    from glm_edge.engine.grammar import json_schema_grammar
+
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                               "legs": {"type": "integer"}},
+              "required": ["name", "legs"], "additionalProperties": False}
+    chunks = asyncio.run(collect(engine, "A JSON object describing a cat: ",
+                                 greedy(96, grammar=json_schema_grammar(schema))))
+    assert last(chunks).finish_reason == "stop"
+    cat = json.loads(text_of(chunks))
+    assert set(cat) == {"name", "legs"} and isinstance(cat["name"], str) and isinstance(cat["legs"], int)
 
     plain = text_of(asyncio.run(collect(engine, PROMPTS[0], greedy(32, ignore_eos=True))))
     penalised = text_of(asyncio.run(collect(engine, PROMPTS[0], greedy(32, ignore_eos=True, repetition_penalty=1.5,
