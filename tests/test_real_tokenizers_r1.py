@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from glm_edge.engine.model import LlamaModel
 from glm_edge_convert import convert_to_gguf
 from glm_edge_convert.parity import GGUFTokenizer, compare_logits, gguf_metadata, llama_logits
 from glm_edge_convert.tiny_real import build_real_vocab_checkpoint, with_added_tokens
@@ -255,9 +256,15 @@ def test_unnormalized_text_matches_hf_once_normalized_as_tokenizer_json_says(con
 
     normalizer = json.loads((converted.hf_dir / "tokenizer.json").read_text(encoding="utf-8")).get("normalizer")
     texts = ["cafe\u0301 re\u0301sume\u0301", "\u1112\u1161\u11ab\u1100\u116e\u11a8", "A\u030angstro\u0308m"]
-    for text in texts:
-        prepared = unicodedata.normalize("NFC", text) if normalizer == {"type": "NFC"} else text
-        assert converted.vocab.encode(prepared, special=False) == converted.hf.encode(text), text
+    served = LlamaModel(converted.gguf, vocab_only=True)  # the server's tokenizer normalizes as the family's does
+    try:
+        assert served.nfc == (normalizer == {"type": "NFC"})
+        for text in texts:
+            prepared = unicodedata.normalize("NFC", text) if normalizer == {"type": "NFC"} else text
+            assert converted.vocab.encode(prepared, special=False) == converted.hf.encode(text), text
+            assert served.tokenize(text, parse_special=False) == converted.hf.encode(text), text
+    finally:
+        served.close()
 
 
 def test_logits_on_the_real_vocabulary_match_transformers(converted: Converted) -> None:

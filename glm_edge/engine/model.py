@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -52,6 +53,11 @@ def init_backend(verbose: bool = False) -> None:
             _backend_ready = True
 
 
+# llama.cpp applies no Unicode normalizer. The tokenizers behind these pre-tokenizers NFC-normalize first
+# (Qwen2/2.5's tokenizer.json: "normalizer": {"type": "NFC"}), so their text is normalized before llama.cpp.
+NFC_PRE_TOKENIZERS = frozenset({"qwen2"})
+
+
 def supports_gpu_offload() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
@@ -84,10 +90,13 @@ class LlamaModel:
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self._piece_cache = lru_cache(maxsize=65536)(self._piece_uncached)
         self._eog = lru_cache(maxsize=None)(self._is_eog_uncached)
+        self.nfc = self.metadata().get("tokenizer.ggml.pre") in NFC_PRE_TOKENIZERS
 
     # --- vocabulary -------------------------------------------------------------------------------
 
     def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = True) -> list[int]:
+        if self.nfc:
+            text = unicodedata.normalize("NFC", text)
         data = text.encode("utf-8")
         n_max = len(data) + 8
         buf = (llama_cpp.llama_token * n_max)()
