@@ -183,9 +183,10 @@ class SamplingFields(RequestModel):
 
 
     def to_sampling_params(self, defaults: dict[str, Any], *, max_tokens: int | None, stop_token_ids: list[int],
-                           logprobs: bool, top_logprobs: int, grammar: str | None) -> SamplingParams:
+                           logprobs: bool, top_logprobs: int, grammar: str | None,
+                           skip_special_tokens: bool = True) -> SamplingParams:
         """The one place a request becomes engine parameters: omitted fields take the model's defaults,
-        then OpenAI's."""
+        then OpenAI's. ``skip_special_tokens``: False where the model's parsers read control tokens."""
 
         def pick(name: str, fallback: Any) -> Any:
             value = getattr(self, name)
@@ -209,6 +210,7 @@ class SamplingFields(RequestModel):
             logprobs=logprobs,
             top_logprobs=top_logprobs,
             n=self.n,
+            skip_special_tokens=skip_special_tokens,
         )
 
 

@@ -56,8 +56,8 @@ async def create_chat_completion(request: ChatCompletionRequest,
     limit = request.new_token_limit()
     params = request.to_sampling_params(
         model.defaults, max_tokens=limit, stop_token_ids=model.stop_token_ids,
-        logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0, grammar=grammar_for(request))
-    params.skip_special_tokens = model.skip_special_tokens
+        logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0, grammar=grammar_for(request),
+        skip_special_tokens=model.skip_special_tokens)
     request_id = random_id("chatcmpl")
     chunks = await start_generation(model.engine, prompt_tokens, params, request_id)
     metrics = metrics_of(raw)
