@@ -67,16 +67,14 @@ STOP_IDS_KEY = "glm_edge.stop_token_ids"  # written by glm-edge convert
 
 def gguf_generation_facts(path: Path) -> tuple[dict[str, float], list[int]]:
     """The generation defaults and stop ids a GGUF carries (from its generation_config at conversion)."""
-    import gguf
+    from glm_edge.gguf_header import read_gguf_metadata
 
-    reader = gguf.GGUFReader(str(path))
-    defaults: dict[str, float] = {}
-    stops: list[int] = []
-    for key, field_ in reader.fields.items():
-        if key in _SAMPLING_KEYS:
-            defaults[_SAMPLING_KEYS[key]] = field_.contents()
-        elif key == STOP_IDS_KEY:
-            stops = [int(v) for v in field_.contents()]
+    # not gguf.GGUFReader: ~15 s on a 150k-token vocabulary (glm-4-9b-chat, Qwen2.5), at every start
+    fields = read_gguf_metadata(path, keys=[*_SAMPLING_KEYS, STOP_IDS_KEY])
+    defaults = {_SAMPLING_KEYS[key]: float(v) for key, v in fields.items()
+                if key in _SAMPLING_KEYS and isinstance(v, (int, float))}
+    stop_ids = fields.get(STOP_IDS_KEY)
+    stops = [int(v) for v in stop_ids if isinstance(v, int)] if isinstance(stop_ids, list) else []
     return defaults, stops
 
 

@@ -1,8 +1,10 @@
-"""Shared fixtures: the real embedded default models, built once per test session."""
+"""Shared fixtures: the real embedded default models and the real glm-4-9b-chat tokenizer, built once per test
+session."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +23,22 @@ def minilm_checkpoint() -> Path:
     from glm_edge.defaults import default_embedding_checkpoint
 
     return default_embedding_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def glm4_tokenizer() -> Any:
+    """THUDM's own ChatGLM4Tokenizer over glm-4-9b-chat's real tokenizer files, with the reference chat template."""
+    from tests.real_vocab import thudm_glm4_tokenizer
+
+    return thudm_glm4_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def real_glm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
+    """(folder, GGUF, transformers model): the tiny glm-4-9b-chat checkpoint around the real tokenizer (folder/hf),
+    converted once per session to folder/glm-4-9b-chat-F16.gguf (a name `glm-edge serve` maps to the catalog id)."""
+    from tests.real_vocab import convert_real_glm4
+
+    directory = tmp_path_factory.mktemp("glm-4-9b-chat-real")
+    gguf_path, model = convert_real_glm4(directory)
+    return directory, gguf_path, model

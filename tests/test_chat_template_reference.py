@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import re
-from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Iterator
 
 import pytest
@@ -34,7 +31,6 @@ from glm_edge.chat import load_template, render_chat_prompt
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.errors import InvalidRequestError
 from tests.real_vocab import REFS, ref_text
-
 
 R1_BOS = "<｜begin▁of▁sentence｜>"
 R1_EOS = "<｜end▁of▁sentence｜>"
@@ -300,6 +296,7 @@ def test_glm_z1_is_glm4_0414_plus_thinking(name: str) -> None:
 # ==================================================== 2. glm-edge's prompts vs the model's own tokenizer code
 
 # --- glm-4-9b-chat: THUDM's ChatGLM4Tokenizer (tiktoken) over the real tokenizer.model ------------------------
+# (the `glm4_tokenizer` fixture: tests/conftest.py, built by tests/real_vocab.py)
 
 def _glm4_cases() -> list[tuple[str, list[Message], list[Message] | None]]:
     return [(k, v, None) for k, v in PLAIN.items()] + [(k, m, t) for k, (m, t) in WITH_TOOLS.items()]

@@ -23,10 +23,10 @@ from glm_edge_convert import convert_to_gguf
 from glm_edge_convert import vocab as vocab_module
 from glm_edge_convert.parity import GGUFTokenizer, compare_logits, gguf_metadata, llama_logits
 from glm_edge_convert.tiktoken_vocab import bytes_to_token, merges_from_ranks, read_tiktoken
-from glm_edge_convert.tiny import build_tiny_chatglm_real_vocab
 from glm_edge_convert.vocab import GLM4_REGEX
+from tests.real_vocab import GLM4_DIR
 
-REAL = Path(__file__).parent / "data" / "glm-4-9b-chat"
+REAL = GLM4_DIR
 
 # llama.cpp's own pre-tokenizer check text (CHK_TXT of convert_hf_to_gguf_update.py, llama.cpp as vendored in
 # llama-cpp-python 0.3.36): the text llama.cpp hashes to recognise a tokenizer's pre-tokenization.
@@ -115,12 +115,7 @@ def _late_token_text() -> str:
     return " ".join(words)
 
 
-@pytest.fixture(scope="module")
-def real_glm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, torch.nn.Module]:
-    directory = tmp_path_factory.mktemp("glm-4-9b-chat-real")
-    model = build_tiny_chatglm_real_vocab(REAL, directory / "hf", seed=11)
-    gguf_path = convert_to_gguf(directory / "hf", directory / "model-f16.gguf", "F16", progress=False)
-    return directory, gguf_path, model
+# `real_glm` (folder, GGUF, transformers model): tests/conftest.py, shared with tests/test_served_prompt_ids.py
 
 
 def test_the_real_vocabulary_converts_with_every_rank_and_special(real_glm) -> None:
