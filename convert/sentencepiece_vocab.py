@@ -149,24 +149,14 @@ class SentencePieceVocab(Vocab):
     add_space_prefix: bool = True
     remove_extra_whitespaces: bool = False
 
-    def add_to(self, w: gguf.GGUFWriter) -> None:
+    def _add_tokens(self, w: gguf.GGUFWriter) -> None:
         w.add_tokenizer_model("llama")
         w.add_tokenizer_pre(self.pre)  # llama.cpp ignores it for SentencePiece vocabularies
         w.add_token_list(self.tokens)
         w.add_token_scores(self.scores)
         w.add_token_types(self.types)
-        setters = {"bos": w.add_bos_token_id, "eos": w.add_eos_token_id, "eot": w.add_eot_token_id,
-                   "pad": w.add_pad_token_id, "unk": w.add_unk_token_id}
-        for kind, token_id in self.special.items():
-            setters[kind](token_id)
-        w.add_add_bos_token(self.add_bos)
-        w.add_add_eos_token(self.add_eos)
         w.add_add_space_prefix(self.add_space_prefix)
         w.add_remove_extra_whitespaces(self.remove_extra_whitespaces)
-        if self.chat_template:
-            w.add_chat_template(self.chat_template)
-        if self.stop_ids:
-            w.add_array("glm_edge.stop_token_ids", self.stop_ids)
 
 
 def _check_supported(sp: SentencePieceModel, path: Path) -> None:

@@ -169,7 +169,7 @@ def build_tiny_checkpoint(form: str, directory: Path, seed: int = 0) -> tuple[An
     if model.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)
     if form == "chatglm":
-        _write_chatglm(model, fast, state, directory, dtype, shards)
+        _write_chatglm(model, fast, directory, dtype, shards)
     else:
         model.config.architectures = [type(model).__name__]
         model.config.save_pretrained(str(directory))
@@ -177,8 +177,8 @@ def build_tiny_checkpoint(form: str, directory: Path, seed: int = 0) -> tuple[An
     return model, fast
 
 
-def _write_chatglm(model: Any, fast: Any, state: dict[str, Any], directory: Path, dtype: str, shards: int) -> None:
-    _write_chatglm_weights(model, state, directory, dtype, shards)
+def _write_chatglm(model: Any, fast: Any, directory: Path, dtype: str, shards: int) -> None:
+    _write_chatglm_weights(model, directory, dtype, shards)
     # THUDM ships a tiktoken file (base64 token, rank) and lists the special tokens in tokenizer_config.json.
     for name in ("tokenizer.json", "special_tokens_map.json", "chat_template.jinja"):
         (directory / name).unlink(missing_ok=True)
@@ -191,18 +191,16 @@ def _write_chatglm(model: Any, fast: Any, state: dict[str, Any], directory: Path
         "chat_template": GLM_TEMPLATE, "tokenizer_class": "ChatGLM4Tokenizer"}, ensure_ascii=False, indent=1))
 
 
-def _write_chatglm_weights(model: Any, state: dict[str, Any], directory: Path, dtype: str, shards: int,
-                           base_config: dict[str, Any] | None = None) -> None:
-    """The GlmForCausalLM ``model`` in THUDM's ChatGLMModel tensor names and config.json (over ``base_config``)."""
+def save_thudm_weights(model: Any, directory: Path, dtype: str, shards: int) -> None:
+    """Save a GlmForCausalLM's weights under THUDM's ChatGLMModel names (fused qkv with bias, [gate; up])."""
     import torch
 
-    cfg = model.config
-    n = cfg.num_hidden_layers
+    state = model.state_dict()
     out = {"transformer.embedding.word_embeddings.weight": state["model.embed_tokens.weight"],
            "transformer.encoder.final_layernorm.weight": state["model.norm.weight"],
            "transformer.output_layer.weight": state["lm_head.weight"],
            "transformer.rotary_pos_emb.inv_freq": torch.arange(4, dtype=torch.float32)}
-    for i in range(n):
+    for i in range(model.config.num_hidden_layers):
         h, t = f"model.layers.{i}", f"transformer.encoder.layers.{i}"
         out[f"{t}.input_layernorm.weight"] = state[f"{h}.input_layernorm.weight"]
         out[f"{t}.self_attention.query_key_value.weight"] = torch.cat(
@@ -214,6 +212,14 @@ def _write_chatglm_weights(model: Any, state: dict[str, Any], directory: Path, d
         out[f"{t}.mlp.dense_h_to_4h.weight"] = state[f"{h}.mlp.gate_up_proj.weight"]
         out[f"{t}.mlp.dense_4h_to_h.weight"] = state[f"{h}.mlp.down_proj.weight"]
     save_safetensors(out, directory, dtype, shards)
+
+
+def _write_chatglm_weights(model: Any, directory: Path, dtype: str, shards: int,
+                           base_config: dict[str, Any] | None = None) -> None:
+    """The GlmForCausalLM ``model`` in THUDM's ChatGLMModel tensor names and config.json (over ``base_config``)."""
+    save_thudm_weights(model, directory, dtype, shards)
+    cfg = model.config
+    n = cfg.num_hidden_layers
     rope_theta = cfg.rope_parameters["rope_theta"]
     config = dict(base_config or {})
     config.update({
@@ -257,7 +263,7 @@ def build_tiny_chatglm_real_vocab(tokenizer_dir: Path, directory: Path, seed: in
     model = GlmForCausalLM(config)
     model.eval()
     _round_weights(model, seed, std=0.15)
-    _write_chatglm_weights(model, dict(model.state_dict()), directory, "bf16", 1, base_config=real)
+    _write_chatglm_weights(model, directory, "bf16", 1, base_config=real)
     shutil.copyfile(tokenizer_dir / "tokenizer.model", directory / "tokenizer.model")
     tok_cfg = json.loads((tokenizer_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     if chat_template is not None:

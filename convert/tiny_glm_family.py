@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .tiktoken_vocab import token_to_bytes
-from .tiny import GLM_TEMPLATE, save_safetensors, train_tokenizer
+from .tiny import GLM_TEMPLATE, save_safetensors, save_thudm_weights, train_tokenizer
 from .vocab import GLM4_REGEX, GLM4_SPECIAL_TOKENS
 
 FAMILY_FORMS = ("chatglm3", "glm-4-9b", "glm-4-9b-chat-1m", "glm-edge")
@@ -71,29 +71,6 @@ def _glm_reference(shape: TinyShape, vocab: int, *, rope_theta: float, partial: 
     return model
 
 
-def _thudm_weights(model: Any, directory: Path, dtype: str, shards: int) -> None:
-    """Save a GlmForCausalLM's weights under THUDM's ChatGLMModel names (fused qkv with bias, [gate; up])."""
-    import torch
-
-    state = model.state_dict()
-    out = {"transformer.embedding.word_embeddings.weight": state["model.embed_tokens.weight"],
-           "transformer.encoder.final_layernorm.weight": state["model.norm.weight"],
-           "transformer.output_layer.weight": state["lm_head.weight"],
-           "transformer.rotary_pos_emb.inv_freq": torch.arange(4, dtype=torch.float32)}
-    for i in range(model.config.num_hidden_layers):
-        h, t = f"model.layers.{i}", f"transformer.encoder.layers.{i}"
-        out[f"{t}.input_layernorm.weight"] = state[f"{h}.input_layernorm.weight"]
-        out[f"{t}.self_attention.query_key_value.weight"] = torch.cat(
-            [state[f"{h}.self_attn.{p}_proj.weight"] for p in "qkv"], 0)
-        out[f"{t}.self_attention.query_key_value.bias"] = torch.cat(
-            [state[f"{h}.self_attn.{p}_proj.bias"] for p in "qkv"], 0)
-        out[f"{t}.self_attention.dense.weight"] = state[f"{h}.self_attn.o_proj.weight"]
-        out[f"{t}.post_attention_layernorm.weight"] = state[f"{h}.post_attention_layernorm.weight"]
-        out[f"{t}.mlp.dense_h_to_4h.weight"] = state[f"{h}.mlp.gate_up_proj.weight"]
-        out[f"{t}.mlp.dense_4h_to_h.weight"] = state[f"{h}.mlp.down_proj.weight"]
-    save_safetensors(out, directory, dtype, shards)
-
-
 def _shrunk_thudm_config(base: dict[str, Any], shape: TinyShape, vocab: int, seq_length: int) -> dict[str, Any]:
     config = dict(base)
     config.update({"hidden_size": shape.hidden, "num_attention_heads": shape.heads,
@@ -128,7 +105,7 @@ def build_chatglm3(directory: Path, tokenizer_dir: Path, *, rope_ratio: float | 
     for name in ("tokenizer.model", "tokenizer_config.json", "tokenization_chatglm.py"):
         if (tokenizer_dir / name).is_file():
             shutil.copyfile(tokenizer_dir / name, directory / name)
-    _thudm_weights(model, directory, "bf16", 2)
+    save_thudm_weights(model, directory, "bf16", 2)
     return model
 
 
@@ -169,7 +146,7 @@ def build_glm4_thudm(directory: Path, *, variant: str, seed: int = 0) -> tuple[A
         base["rope_ratio"] = rope_ratio
     config = _shrunk_thudm_config(base, shape, vocab, 1048576 if variant == "1m" else 8192)
     (directory / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    _thudm_weights(model, directory, "bf16", 1)
+    save_thudm_weights(model, directory, "bf16", 1)
     return model, tok
 
 

@@ -61,11 +61,7 @@ class Vocab:
     stop_ids: list[int] = field(default_factory=list)
 
     def add_to(self, w: gguf.GGUFWriter) -> None:
-        w.add_tokenizer_model("gpt2")
-        w.add_tokenizer_pre(self.pre)
-        w.add_token_list(self.tokens)
-        w.add_token_types(self.types)
-        w.add_token_merges(self.merges)
+        self._add_tokens(w)
         setters = {"bos": w.add_bos_token_id, "eos": w.add_eos_token_id, "eot": w.add_eot_token_id,
                    "pad": w.add_pad_token_id, "unk": w.add_unk_token_id}
         for kind, token_id in self.special.items():
@@ -76,6 +72,14 @@ class Vocab:
             w.add_chat_template(self.chat_template)
         if self.stop_ids:
             w.add_array(STOP_IDS_KEY, self.stop_ids)
+
+    def _add_tokens(self, w: gguf.GGUFWriter) -> None:
+        """The tokenizer model and its token table (byte-level BPE: tokens, types, merges)."""
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(self.pre)
+        w.add_token_list(self.tokens)
+        w.add_token_types(self.types)
+        w.add_token_merges(self.merges)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
