@@ -72,7 +72,8 @@ def add_common_hparams(w: gguf.GGUFWriter, p: ModelParams) -> None:
     w.add_vocab_size(p.vocab_size)
 
 
-def check_all_used(ckpt: Checkpoint, used: set[str], ignored_suffixes: tuple[str, ...] = ("rotary_emb.inv_freq",)) -> None:
+def check_all_used(ckpt: Checkpoint, used: set[str],
+                   ignored_suffixes: tuple[str, ...] = ("rotary_emb.inv_freq",)) -> None:
     """Refuse checkpoints with tensors the converter does not understand (a silent drop would be a broken model)."""
     unknown = sorted(n for n in ckpt.names() if n not in used and not n.endswith(ignored_suffixes))
     if unknown:

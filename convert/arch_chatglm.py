@@ -12,10 +12,10 @@ from typing import Any
 
 from glm_edge.errors import ConfigError
 
-from .safetensors_reader import Checkpoint
-from .tensors import TensorJob
 from .arch_base import LayerJobs, ModelParams, T, check_all_used, require
 from .arch_spec import ArchConverter
+from .safetensors_reader import Checkpoint
+from .tensors import TensorJob
 
 
 class ChatGlmConverter(ArchConverter):

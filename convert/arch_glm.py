@@ -12,11 +12,11 @@ from typing import Any
 
 from glm_edge.errors import ConfigError
 
-from .safetensors_reader import Checkpoint
-from .tensors import TensorJob
 from .arch_base import LayerJobs, ModelParams, T
 from .arch_llama_like import attention_jobs, standard_jobs, standard_params
 from .arch_spec import ArchConverter
+from .safetensors_reader import Checkpoint
+from .tensors import TensorJob
 
 
 class GlmConverter(ArchConverter):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .safetensors_reader import Checkpoint
-from .tensors import TensorJob
 from .arch_base import LayerJobs, ModelParams, T
 from .arch_llama_like import attention_jobs, standard_jobs, standard_params
 from .arch_spec import ArchConverter
+from .safetensors_reader import Checkpoint
+from .tensors import TensorJob
 
 
 class Glm4Converter(ArchConverter):

@@ -11,12 +11,17 @@ from typing import Any
 
 import numpy as np
 
+from .arch_base import LayerJobs, ModelParams, T
+from .arch_llama_like import (
+    attention_jobs,
+    gated_mlp_jobs,
+    hf_rotate_half_to_interleaved,
+    standard_jobs,
+    standard_params,
+)
+from .arch_spec import ArchConverter
 from .safetensors_reader import Checkpoint
 from .tensors import TensorJob, computed, tensor_name
-from .arch_base import LayerJobs, ModelParams, T
-from .arch_llama_like import (attention_jobs, gated_mlp_jobs, hf_rotate_half_to_interleaved, standard_jobs,
-                              standard_params)
-from .arch_spec import ArchConverter
 
 
 def llama3_rope_factors(p: ModelParams) -> np.ndarray | None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from .arch_base import LayerJobs, ModelParams, T, require, rope_parameters
 from .safetensors_reader import Checkpoint
 from .tensors import TensorJob, tensor_name, transformed
-from .arch_base import LayerJobs, ModelParams, T, require, rope_parameters
 
 RowTransform = Callable[[np.ndarray, int], np.ndarray]  # (tensor, n_heads of that tensor) -> tensor
 

@@ -6,9 +6,9 @@ from typing import Any, ClassVar
 
 import gguf
 
+from .arch_base import ModelParams, add_common_hparams
 from .safetensors_reader import Checkpoint
 from .tensors import TensorJob
-from .arch_base import ModelParams, add_common_hparams
 
 
 class ArchConverter:

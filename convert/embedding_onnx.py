@@ -106,7 +106,8 @@ def sentence_config(src: Path, model_dir: Path, enc: EncoderConfig) -> dict[str,
             modes = [mode for key, mode in _POOLING_KEYS.items() if pool_cfg.get(key)]
             if len(modes) != 1:
                 raise EmbeddingConversionError(
-                    f"pooling config in {src / module.get('path', '')} enables {modes or 'no mode'}; exactly one is supported")
+                    f"pooling config in {src / module.get('path', '')} enables {modes or 'no mode'}; "
+                    "exactly one is supported")
             pooling = modes[0]
         elif kind.endswith("models.Normalize"):
             normalize = True
@@ -172,8 +173,9 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
 
     Quantised: the Q/K/V projection (fused Attention -> QAttention), the attention output and the FFN
     up-projection. Kept fp32: the FFN down-projection, whose input (the GELU output) carries the outliers
-    that per-tensor activation quantisation handles worst, and the embedding tables (lookups, not compute). Measured on all-MiniLM-L6-v2 over 98 mixed sentences
-    against sentence-transformers: quantising every MatMul gives mean cosine 0.990 / min 0.957; this recipe
+    that per-tensor activation quantisation handles worst, and the embedding tables (lookups, not compute).
+    Measured on all-MiniLM-L6-v2 over 98 mixed sentences against sentence-transformers: quantising every MatMul
+    gives mean cosine 0.990 / min 0.957; this recipe
     gives mean 0.994 / min 0.976 (one-word inputs are the worst) at about 1.9x the fp32 texts per CPU-second."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

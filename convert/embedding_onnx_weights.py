@@ -88,7 +88,8 @@ class _TensorUnpickler(pickle.Unpickler):
             return lambda data, requires_grad, hooks: data
         if module == "torch" and name in _TORCH_STORAGES:
             return name
-        raise EmbeddingConversionError(f"pytorch_model.bin holds {module}.{name}, which a plain state dict does not; refusing it")
+        raise EmbeddingConversionError(f"pytorch_model.bin holds {module}.{name}, which a plain state dict does "
+                                       "not; refusing it")
 
     def persistent_load(self, pid: Any) -> Any:
         kind, storage_type, key, _location, numel = pid
@@ -108,7 +109,8 @@ def _rebuild_tensor(storage: tuple[np.ndarray, bool], offset: int, size: tuple[i
         view = data[offset:offset + 1].reshape(())
     else:
         step = data.dtype.itemsize
-        view = np.lib.stride_tricks.as_strided(data[offset:], shape=tuple(size), strides=tuple(x * step for x in stride))
+        view = np.lib.stride_tricks.as_strided(data[offset:], shape=tuple(size),
+                                               strides=tuple(x * step for x in stride))
     if bf16 or data.dtype.kind == "f":
         return _widen(np.array(view), bf16)
     return np.array(view)
@@ -119,7 +121,8 @@ class TorchBinWeights:
 
     def __init__(self, path: Path) -> None:
         if not zipfile.is_zipfile(path):
-            raise EmbeddingConversionError(f"{path} is in torch's legacy (pre-1.6) format; re-save it with torch or use safetensors")
+            raise EmbeddingConversionError(f"{path} is in torch's legacy (pre-1.6) format; re-save it with torch "
+                                           "or use safetensors")
         with zipfile.ZipFile(path) as archive:
             pkl = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
             if pkl is None:

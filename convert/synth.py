@@ -20,7 +20,7 @@ from .arch_llama import llama3_rope_factors
 from .atomic import scratch_file
 from .gguf_out import DIRECT_TYPES, write_gguf
 from .quantize import ftype_of, quantize_gguf
-from .synth_presets import (GLM_CHAT_TEMPLATE, NOT_CONTROL, PRESETS, R1_CHAT_TEMPLATE, specials_for)
+from .synth_presets import GLM_CHAT_TEMPLATE, NOT_CONTROL, PRESETS, R1_CHAT_TEMPLATE, specials_for
 from .synth_vocab import synthetic_vocab
 from .tensors import TensorJob, tensor_name
 from .vocab import Vocab

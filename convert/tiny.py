@@ -102,8 +102,16 @@ def _save_tokenizer(tok: Any, directory: Path, *, bos: str | None, eos: str, pad
 def _build_hf(form: str, directory: Path, seed: int) -> tuple[Any, Any]:
     """Build the transformers model + tokenizer of a form and save it (for chatglm: the glm twin)."""
     import torch
-    from transformers import (Glm4Config, Glm4ForCausalLM, GlmConfig, GlmForCausalLM, LlamaConfig,
-                              LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+    from transformers import (
+        Glm4Config,
+        Glm4ForCausalLM,
+        GlmConfig,
+        GlmForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     torch.manual_seed(seed)
     common = dict(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=96,
@@ -182,13 +190,21 @@ def _write_chatglm(model: Any, fast: Any, directory: Path, dtype: str, shards: i
     # THUDM ships a tiktoken file (base64 token, rank) and lists the special tokens in tokenizer_config.json.
     for name in ("tokenizer.json", "special_tokens_map.json", "chat_template.jinja"):
         (directory / name).unlink(missing_ok=True)
-    vocab = fast.backend_tokenizer.get_vocab(with_added_tokens=False)
-    lines = [f"{base64.b64encode(token_to_bytes(t)).decode()} {i}" for t, i in sorted(vocab.items(), key=lambda x: x[1])]
-    (directory / "tokenizer.model").write_text("\n".join(lines) + "\n")
-    added = {str(fast.convert_tokens_to_ids(t)): {"content": t, "special": True} for t in GLM4_SPECIAL_TOKENS}
+    write_glm4_tiktoken_files(fast.backend_tokenizer, directory)
+
+
+def write_glm4_tiktoken_files(tok: Any, directory: Path) -> None:
+    """A trained ``tokenizers.Tokenizer`` as GLM-4-9b-chat ships its tokenizer: a tiktoken ``tokenizer.model``
+    (base64 token, rank) and the special tokens in ``tokenizer_config.json``."""
+    vocab: dict[str, int] = tok.get_vocab(with_added_tokens=False)
+    lines = [f"{base64.b64encode(token_to_bytes(t)).decode()} {i}"
+             for t, i in sorted(vocab.items(), key=lambda x: x[1])]
+    (directory / "tokenizer.model").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    added = {str(tok.token_to_id(t)): {"content": t, "special": True} for t in GLM4_SPECIAL_TOKENS}
     (directory / "tokenizer_config.json").write_text(json.dumps({
         "added_tokens_decoder": added, "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-        "chat_template": GLM_TEMPLATE, "tokenizer_class": "ChatGLM4Tokenizer"}, ensure_ascii=False, indent=1))
+        "chat_template": GLM_TEMPLATE, "tokenizer_class": "ChatGLM4Tokenizer"}, ensure_ascii=False, indent=1),
+        encoding="utf-8")
 
 
 def save_thudm_weights(model: Any, directory: Path, dtype: str, shards: int) -> None:

@@ -17,15 +17,13 @@ Weights are rounded to bf16, so every stored dtype holds them exactly.
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tiktoken_vocab import token_to_bytes
-from .tiny import GLM_TEMPLATE, save_safetensors, save_thudm_weights, train_tokenizer
+from .tiny import GLM_TEMPLATE, save_safetensors, save_thudm_weights, train_tokenizer, write_glm4_tiktoken_files
 from .vocab import GLM4_REGEX, GLM4_SPECIAL_TOKENS
 
 FAMILY_FORMS = ("chatglm3", "glm-4-9b", "glm-4-9b-chat-1m", "glm-edge")
@@ -112,14 +110,7 @@ def build_chatglm3(directory: Path, tokenizer_dir: Path, *, rope_ratio: float | 
 def _glm4_tiktoken(directory: Path) -> tuple[Any, int]:
     """A trained tiktoken-style tokenizer.model + tokenizer_config.json in GLM-4's format; (HF tokenizer, size)."""
     tok = train_tokenizer(GLM4_REGEX, GLM4_SPECIAL_TOKENS, [], ignore_merges=True)
-    ranks = tok.get_vocab(with_added_tokens=False)
-    lines = [f"{base64.b64encode(token_to_bytes(t)).decode()} {i}" for t, i in sorted(ranks.items(), key=lambda x: x[1])]
-    (directory / "tokenizer.model").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    added = {str(tok.token_to_id(t)): {"content": t, "special": True} for t in GLM4_SPECIAL_TOKENS}
-    (directory / "tokenizer_config.json").write_text(json.dumps({
-        "added_tokens_decoder": added, "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-        "chat_template": GLM_TEMPLATE, "tokenizer_class": "ChatGLM4Tokenizer"}, ensure_ascii=False, indent=1),
-        encoding="utf-8")
+    write_glm4_tiktoken_files(tok, directory)
     return tok, tok.get_vocab_size()
 
 

@@ -31,7 +31,8 @@ REAL = GLM4_DIR
 # llama.cpp's own pre-tokenizer check text (CHK_TXT of convert_hf_to_gguf_update.py, llama.cpp as vendored in
 # llama-cpp-python 0.3.36): the text llama.cpp hashes to recognise a tokenizer's pre-tokenization.
 LLAMA_CPP_CHECK_TEXT = (
-    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) ✅ 🦙🦙 3 33 "
+    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis concatenated) "
+    "✅ 🦙🦙 3 33 "
     "333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ "
     "------======= нещо на Български ''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you "
     "sure? 'M not sure I'll make it, 'D you like some tea? We'Ve a'lL")
@@ -41,7 +42,8 @@ TEXTS = {
     "chinese": "今天天气很好，我们去公园散步吧。人工智能正在改变世界！给你一个机会，你会想逃离你所在的虚拟世界吗？"
                "北京是中国的首都，上海是最大的城市。　全角空格和\u00a0不换行空格除外。",
     "code": "def fibonacci(n: int) -> int:\n    if n < 2:\n        return n  # base case\n    return fibonacci(n - 1)"
-            " + fibonacci(n - 2)\n\nfor i in range(10):\n\tprint(f'{i}: {fibonacci(i)}')\n\n```json\n{\"a\": [1, 2]}\n```",
+            " + fibonacci(n - 2)\n\nfor i in range(10):\n\tprint(f'{i}: {fibonacci(i)}')\n\n"
+            "```json\n{\"a\": [1, 2]}\n```",
     "emoji": "🚀🦙 ✅ 👍🏽 🎉🎉 ❤️ 🐍🦀 🤖 👨\u200d👩\u200d👧\u200d👦 🇨🇳🇺🇸 unusual: Ωmega ñandú café naïve",
     "whitespace": "a  b   c    d\n\n\n\te\t\t f \r\n g \u3000h\u00a0\u00a0i   \n    \n\t\t\n end   ",
     "numbers": "3 33 333 3333 33333 1,234,567.89 3.14159e-10 0x1F 2024-07-23 12:30:45 ¥1999 €12,50",

@@ -148,7 +148,8 @@ def _families(tmp: Path) -> dict[str, Family]:
         "qwen2": Family("qwen2", r1_qwen_tokenizer_dir(tmp / "r1-qwen-tokenizer"), "qwen2",
                         DATA / "r1-distill-qwen" / "official-gguf-vocab.json",
                         ("<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜><think>\n",
-                         "<｜begin▁of▁sentence｜>You are helpful.<｜User｜>1+1=?<｜Assistant｜><think>\nEasy.\n</think>\n\n2"
+                         "<｜begin▁of▁sentence｜>You are helpful.<｜User｜>1+1=?<｜Assistant｜>"
+                         "<think>\nEasy.\n</think>\n\n2"
                          "<｜end▁of▁sentence｜><｜User｜>再来一次<｜Assistant｜>",
                          "<tool_call>\n{\"name\": \"f\"}\n</tool_call><|fim_prefix|>x<|fim_suffix|>y<|fim_middle|>"),
                         # not llama-bpe: on the Qwen2.5 vocabulary (no multi-digit tokens) it tokenizes all of
