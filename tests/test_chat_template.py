@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,12 @@ def render(name: str, family: str, messages, **kw) -> str:
 
 
 def test_all_templates_are_shipped():
-    assert builtin_template_names() == ["deepseek-r1-distill", "gemma-3", "glm-4-0414", "glm-4-9b-chat", "glm-z1"]
+    """Every template the catalog names is shipped, and every shipped template is one the catalog names."""
+    from glm_edge.catalog import load_catalog
+
+    named = {Path(e.template).stem for e in load_catalog().of_kind("chat") if e.template}
+    assert {"deepseek-r1-distill", "gemma-3", "glm-4-0414", "glm-4-9b-chat", "glm-z1", "chatglm3"} <= named
+    assert builtin_template_names() == sorted(named)
     assert (templates_dir() / "README.md").is_file()
 
 
