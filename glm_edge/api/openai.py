@@ -1,4 +1,4 @@
-"""OpenAI routes: chat and text completions, and the model list."""
+"""OpenAI routes: chat and text completions, the model list and one model's card."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from glm_edge.api.protocol import ChatCompletionRequest, CompletionRequest, Mode
 from glm_edge.api.serving_chat import create_chat_completion
 from glm_edge.api.serving_completion import create_completion
 from glm_edge.api.state import registry_of
+from glm_edge.errors import ModelLoadingError, ModelNotFoundError
+from glm_edge.registry import ModelRegistry
 
 router = APIRouter()
 
@@ -24,9 +26,24 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     return await create_completion(body, request)
 
 
+def _card(registry: ModelRegistry, name: str) -> ModelCard:
+    return ModelCard(id=name, created=registry.created.get(name, 0), owned_by="glm-edge")
+
+
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(request: Request) -> ModelList:
     registry = registry_of(request)
-    cards = [ModelCard(id=name, created=registry.created.get(name, 0), owned_by="glm-edge")
-             for name in [*registry.chat, *registry.embedders]]
-    return ModelList(data=cards)
+    return ModelList(data=[_card(registry, name) for name in [*registry.chat, *registry.embedders]])
+
+
+@router.get("/v1/models/{model_id:path}", response_model=ModelCard)
+async def retrieve_model(model_id: str, request: Request) -> ModelCard:
+    """One served model's card (``client.models.retrieve``): a chat, embedding or keyword model."""
+    registry = registry_of(request)
+    served = [*registry.chat, *registry.embedders, *registry.keywords]
+    if model_id in served:
+        return _card(registry, model_id)
+    if registry.loading:
+        raise ModelLoadingError("the models are still loading; try again shortly", retry_after=2.0)
+    known = ", ".join(sorted(set(served))) or "none"
+    raise ModelNotFoundError(f"the model '{model_id}' does not exist on this server; served: {known}")

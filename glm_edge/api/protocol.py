@@ -28,6 +28,16 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def omitted_when_none() -> Any:
+    """A response field that is left out of the JSON when None: for fields that OpenAI's spec types as
+    present-or-absent but not nullable (``tool_calls``, ``system_fingerprint``, a delta's fields)."""
+    return Field(default=None, exclude_if=_is_none)
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 
@@ -65,9 +75,13 @@ class ModelList(BaseModel):
 # ------------------------------------------------------------------------------------------------ chat
 
 
-class TextContentPart(RequestModel):
-    type: Literal["text"] = "text"
-    text: str
+class ContentPart(RequestModel):
+    """One part of a message's content. Every part type parses here (text, image_url, input_audio, file,
+    refusal...): which ones a model can read is decided in one place, ``glm_edge.chat.conversation``, so that
+    a part it cannot take is one sentence naming the part and the model, not pydantic's union errors."""
+
+    type: str = "text"
+    text: str | None = None
 
 
 class FunctionCall(BaseModel):
@@ -83,19 +97,11 @@ class ToolCall(BaseModel):
 
 class ChatMessage(RequestModel):
     role: Literal["system", "developer", "user", "assistant", "tool", "function", "observation"]
-    content: Union[str, list[TextContentPart], None] = None
+    content: Union[str, list[ContentPart], None] = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     reasoning_content: str | None = None
-
-    def text(self) -> str:
-        """The message's text, with content parts joined."""
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
 
 
 class FunctionDefinition(RequestModel):
@@ -253,13 +259,15 @@ class TokenLogprobEntry(TopLogprob):
 
 class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprobEntry] | None = None
+    refusal: list[TokenLogprobEntry] | None = None  # required by OpenAI's spec, nullable; we never refuse
 
 
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    refusal: str | None = None  # required by OpenAI's spec, nullable
     reasoning_content: str | None = None
-    tool_calls: list[ToolCall] | None = None
+    tool_calls: list[ToolCall] | None = omitted_when_none()
 
 
 class ChatChoice(BaseModel):
@@ -282,33 +290,36 @@ class ChatCompletionResponse(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: Usage
-    system_fingerprint: str | None = None
+    system_fingerprint: str | None = omitted_when_none()
+
+
+# A chunk's delta carries only what is new: its fields are left out when None.
 
 
 class ToolCallDeltaFunction(BaseModel):
-    name: str | None = None
-    arguments: str | None = None
+    name: str | None = omitted_when_none()
+    arguments: str | None = omitted_when_none()
 
 
 class ToolCallDelta(BaseModel):
     index: int
-    id: str | None = None
-    type: Literal["function"] | None = None
+    id: str | None = omitted_when_none()
+    type: Literal["function"] | None = omitted_when_none()
     function: ToolCallDeltaFunction
 
 
 class DeltaMessage(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-    reasoning_content: str | None = None
-    tool_calls: list[ToolCallDelta] | None = None
+    role: Literal["assistant"] | None = omitted_when_none()
+    content: str | None = omitted_when_none()
+    reasoning_content: str | None = omitted_when_none()
+    tool_calls: list[ToolCallDelta] | None = omitted_when_none()
 
 
 class ChatChunkChoice(BaseModel):
     index: int
     delta: DeltaMessage
     logprobs: ChoiceLogprobs | None = None
-    finish_reason: str | None = None
+    finish_reason: str | None = None  # null until the choice's last chunk
 
 
 class ChatCompletionChunk(BaseModel):
@@ -317,7 +328,7 @@ class ChatCompletionChunk(BaseModel):
     created: int
     model: str
     choices: list[ChatChunkChoice]
-    usage: Usage | None = None
+    usage: Usage | None = omitted_when_none()  # only on the include_usage chunk
 
 
 # ------------------------------------------------------------------------------------ text completions

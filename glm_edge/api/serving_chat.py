@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -18,6 +17,7 @@ from glm_edge.api.protocol import (
     ChatCompletionResponse,
     ChoiceLogprobs,
     DeltaMessage,
+    NamedToolChoice,
     TokenLogprobEntry,
     TopLogprob,
     Usage,
@@ -36,16 +36,22 @@ def logprob_entries(items: list[TokenLogprob] | None) -> list[TokenLogprobEntry]
             for t in items or []]
 
 
-def grammar_for(request: ChatCompletionRequest) -> str | None:
-    fmt = request.response_format
-    if fmt is None or fmt.type == "text":
-        return None
-    from glm_edge.engine.grammar import json_object_grammar, json_schema_grammar
+def grammar_for(request: ChatCompletionRequest, tool_parser: str = "",
+                offered: Sequence[str] = ()) -> str | None:
+    """The grammar of ``response_format``, or of the one call that ``tool_choice`` "required" or a named function
+    asks for (in the format of the model's tool parser; ``offered``: the tool names the prompt offers)."""
+    from glm_edge.engine.grammar import forced_tool_call_grammar, json_object_grammar, json_schema_grammar
 
-    if fmt.type == "json_object":
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_object":
         return json_object_grammar()
-    schema = fmt.json_schema.schema_ if fmt.json_schema else None
-    return json_schema_grammar(schema or {"type": "object"})
+    if fmt is not None and fmt.type == "json_schema":
+        schema = fmt.json_schema.schema_ if fmt.json_schema else None
+        return json_schema_grammar(schema or {"type": "object"})
+    if offered and (request.tool_choice == "required" or isinstance(request.tool_choice, NamedToolChoice)):
+        tools = [t.model_dump(exclude_none=True) for t in request.tools or [] if t.function.name in offered]
+        return forced_tool_call_grammar(tool_parser, tools)
+    return None
 
 
 async def create_chat_completion(request: ChatCompletionRequest,
@@ -56,7 +62,8 @@ async def create_chat_completion(request: ChatCompletionRequest,
     limit = request.new_token_limit()
     params = request.to_sampling_params(
         model.defaults, max_tokens=limit, stop_token_ids=model.stop_token_ids,
-        logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0, grammar=grammar_for(request),
+        logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0,
+        grammar=grammar_for(request, model.tool_parser, rendered.tool_names),
         skip_special_tokens=model.skip_special_tokens)
     request_id = random_id("chatcmpl")
     chunks = await start_generation(model.engine, prompt_tokens, params, request_id)
@@ -109,10 +116,7 @@ async def _events(request: ChatCompletionRequest, model: ChatModel, tool_names: 
     def chunk_json(choice: ChatChunkChoice | None, usage: Usage | None = None) -> str:
         body = ChatCompletionChunk(id=request_id, created=created, model=model.id,
                                    choices=[choice] if choice else [], usage=usage)
-        data = body.model_dump(exclude_none=True)  # deltas carry only what is new
-        for item in data["choices"]:
-            item.setdefault("finish_reason", None)
-        return sse(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        return sse(body.model_dump_json())
 
     for index in range(request.n):
         yield chunk_json(ChatChunkChoice(index=index, delta=DeltaMessage(role="assistant", content="")))

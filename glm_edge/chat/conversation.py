@@ -84,24 +84,26 @@ def _as_dict(obj: Any, where: str) -> dict[str, Any]:
     return dict(obj)
 
 
-def _text_content(content: Any, where: str) -> str | None:
-    """A message's content as one string: a string, null, or a list of text parts (joined by newlines)."""
+def _text_content(content: Any, where: str, model: str) -> str | None:
+    """A message's content as one string: a string, null, or a list of text parts (joined by newlines). This is
+    the one place that refuses the parts a model cannot read (image_url, input_audio, file...)."""
     if content is None or isinstance(content, str):
         return content
     if isinstance(content, list):
         texts = []
         for j, part in enumerate(content):
-            part = _as_dict(part, f"{where}.content[{j}]")
+            here = f"{where}.content[{j}]"
+            part = _as_dict(part, here)
             kind = part.get("type", "text")
             if kind in ("text", "input_text"):
                 text = part.get("text")
                 if not isinstance(text, str):
-                    raise InvalidRequestError(f"{where}.content[{j}].text must be a string", param=where)
+                    raise InvalidRequestError(f"{here} is a text part without a text string", param=here)
                 texts.append(text)
             else:
-                raise InvalidRequestError(
-                    f"{where}.content[{j}] has type {kind!r}; this server's chat models take text parts only",
-                    param=where)
+                article = "an" if str(kind)[:1].lower() in tuple("aeiou") else "a"
+                raise InvalidRequestError(f"{here} is {article} {kind} part; {model} reads text only",
+                                          param=here, code="unsupported_content_part")
         return "\n".join(texts)
     raise InvalidRequestError(f"{where}.content must be a string, null or a list of text parts", param=where)
 
@@ -130,7 +132,8 @@ def _tool_calls(raw: Any, where: str) -> list[dict[str, Any]]:
     return calls
 
 
-def normalize_messages(messages: Iterable[Any], history: Iterable[Any] | None = None) -> list[dict[str, Any]]:
+def normalize_messages(messages: Iterable[Any], history: Iterable[Any] | None = None, *,
+                       model: str = "this model") -> list[dict[str, Any]]:
     """Validated messages, ``history`` first. Each is ``{"role", "content": str | None}`` plus
     ``tool_calls`` (assistant), ``tool_call_id``/``name`` (tool) and ``reasoning_content`` when given.
     ``developer`` becomes ``system``; the legacy ``function`` role and GLM's ``observation`` become ``tool``."""
@@ -155,7 +158,7 @@ def normalize_messages(messages: Iterable[Any], history: Iterable[Any] | None = 
             raise InvalidRequestError(
                 f"{where}.role must be one of system, user, assistant, tool (got {role!r})", param=src)
         role = {"developer": "system", "function": "tool", "observation": "tool"}.get(role, role)
-        content = _text_content(msg.get("content"), where)
+        content = _text_content(msg.get("content"), where, model)
         norm: dict[str, Any] = {"role": role, "content": content}
         if role == "assistant":
             if msg.get("tool_calls"):

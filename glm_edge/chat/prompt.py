@@ -21,7 +21,7 @@ def render_chat_prompt(template: ChatTemplate, family: str, messages: Iterable[A
                        model: str = "this model", **extra: Any) -> RenderedPrompt:
     """Raises ``InvalidRequestError`` for anything wrong with the request (including tools offered to a
     family that has none, and messages the template itself refuses)."""
-    normalized = normalize_messages(messages, history)
+    normalized = normalize_messages(messages, history, model=model)
     offered = normalize_tools(tools, tool_choice)
     template_messages, template_tools = to_template_input(family, normalized, offered, model=model)
     prompt = template.render(template_messages, tools=template_tools, add_generation_prompt=add_generation_prompt,
