@@ -51,6 +51,10 @@ def main() -> None:
 @click.option("--models-dir", type=click.Path(path_type=Path),
               help="where models live [models/ or GLM_EDGE_MODELS_DIR]")
 @click.option("--log-level", help="debug, info, warning, error [info]")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="log lines as text or JSON objects [text]")
+@click.option("--log-prompts", is_flag=True, default=None, help="put prompt text into the request log lines")
+@click.option("--shutdown-grace", type=float,
+              help="seconds running requests get to finish after SIGTERM, then they are cut off [30]")
 @click.option("--config", type=click.Path(path_type=Path),
               help="TOML file with any of these settings [env GLM_EDGE_CONFIG]")
 def serve(model: str | None, config: Path | None, **flags: Any) -> None:

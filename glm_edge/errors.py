@@ -71,6 +71,15 @@ class ModelLoadingError(GlmEdgeError):
     kind = ErrorKind.UNAVAILABLE
 
 
+class ShuttingDownError(GlmEdgeError):
+    """The server got SIGTERM: it takes no new requests, and cuts off answers still running after the grace period."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_after: float | None = 5.0) -> None:
+        super().__init__(message, code="server_shutting_down", retry_after=retry_after)
+
+
 class EngineError(GlmEdgeError):
     """Something broke inside an engine; never expected."""
 

@@ -157,10 +157,14 @@ def load_models(settings: Settings, specs: ServeSpecs, registry: ModelRegistry) 
     from glm_edge.keywords.extractor import KeywordExtractor
 
     for spec in specs.embeddings:
+        started = time.perf_counter()
         embedder = load_embedder(spec, settings)
         registry.embedders[spec.id] = embedder
         registry.keywords[spec.id] = KeywordExtractor(embedder, model_id=spec.id)
+        registry.load_seconds[spec.id] = time.perf_counter() - started
         registry.created[spec.id] = int(time.time())
     if specs.chat is not None:
+        started = time.perf_counter()
         registry.chat[specs.chat.id] = load_chat(specs.chat, settings)
+        registry.load_seconds[specs.chat.id] = time.perf_counter() - started
         registry.created[specs.chat.id] = int(time.time())

@@ -21,6 +21,7 @@ class ModelRegistry:
     embedders: dict[str, Embedder] = field(default_factory=dict)
     keywords: dict[str, KeywordExtractor] = field(default_factory=dict)
     created: dict[str, int] = field(default_factory=dict)  # id -> unix time it was loaded
+    load_seconds: dict[str, float] = field(default_factory=dict)  # id -> how long loading it took
     loading: bool = True  # False once every model is loaded
 
     def _pick(self, table: dict[str, M], name: str | None, what: str) -> M:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import (
@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(default=None, description="where downloaded and converted models live")
     embed_threads: int | None = Field(default=None, ge=1, description="ONNX Runtime threads for embeddings")
     log_level: str = Field(default="info", description="debug, info, warning, error")
+    log_format: Literal["text", "json"] = Field(default="text",
+                                                description="log lines as text or as one JSON object each")
+    log_prompts: bool = Field(default=False, description="put the prompt text into the request log lines")
+    shutdown_grace: float = Field(default=30.0, ge=0,
+                                  description="seconds running requests get to finish after SIGTERM")
     config: Path | None = Field(default=None, description="a TOML file with any of these settings")
 
     @field_validator("embedding", "api_keys", mode="before")

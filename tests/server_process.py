@@ -21,8 +21,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(*args: str, env: dict[str, str] | None = None, timeout: float = 300.0,
-                   log_path: Path | None = None) -> Iterator[str]:
+def server_process(*args: str, env: dict[str, str] | None = None, timeout: float = 300.0,
+                   log_path: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The server's URL once /health says 200, and its process (for tests that signal it). Ends it with SIGTERM
+    (a graceful drain), or SIGKILL after 30 s."""
     port = free_port()
     cmd = [sys.executable, "-m", "glm_edge_cli.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
     full_env = {**os.environ, **(env or {})}
@@ -42,12 +44,21 @@ def running_server(*args: str, env: dict[str, str] | None = None, timeout: float
             if time.monotonic() > deadline:
                 raise TimeoutError(f"server not healthy after {timeout} s; log: {log_path}")
             time.sleep(0.5)
-        yield url
+        yield url, proc
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
         if log_path:
             log.close()
+
+
+@contextmanager
+def running_server(*args: str, env: dict[str, str] | None = None, timeout: float = 300.0,
+                   log_path: Path | None = None) -> Iterator[str]:
+    with server_process(*args, env=env, timeout=timeout, log_path=log_path) as (url, _):
+        yield url

@@ -172,7 +172,7 @@ def _wait_idle(server: str) -> None:
 @pytest.mark.parametrize("stream", [True, False])
 def test_client_that_goes_away_frees_its_slot(server: str, stream: bool) -> None:
     _wait_idle(server)
-    aborted = _engine_stat(server, "requests_aborted")
+    aborted = _engine_stat(server, "requests_aborted_total")
     body = {"model": "gemma-3-270m", "messages": MESSAGES, "max_tokens": 900, "temperature": 0.7,
             "stream": stream}
     if stream:
@@ -184,7 +184,7 @@ def test_client_that_goes_away_frees_its_slot(server: str, stream: bool) -> None
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server}/v1/chat/completions", json=body, timeout=httpx.Timeout(60, read=0.5))
     _wait_idle(server)
-    assert _engine_stat(server, "requests_aborted") == aborted + 1
+    assert _engine_stat(server, "requests_aborted_total") == aborted + 1
 
 
 def test_text_completions(client: openai.OpenAI) -> None:
@@ -217,7 +217,7 @@ def test_full_queue_is_429_with_retry_after(tmp_path: Path, default_gguf: Path) 
                                                                  timeout=60))
             waiting.start()  # fills the queue
             for _ in range(200):
-                if _engine_stat(url, "queue_length") == 1:
+                if _engine_stat(url, "requests_waiting") == 1:
                     break
                 threading.Event().wait(0.05)
             res = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glm_edge.api.auth import KeyChecker
 from glm_edge.api.errors import install_error_handlers
+from glm_edge.api.lifecycle import Lifecycle
 from glm_edge.api.metrics import CONTENT_TYPE, Metrics
+from glm_edge.api.observe import RequestMiddleware
 from glm_edge.api.protocol import HealthResponse
 from glm_edge.registry import ModelRegistry
 from glm_edge.settings import Settings
@@ -22,32 +22,6 @@ from glm_edge.settings import Settings
 log = logging.getLogger("glm_edge.api")
 
 Loader = Callable[[ModelRegistry], None]
-
-
-class MetricsMiddleware:
-    """Counts requests per route and status; pure ASGI so streaming and disconnects pass through untouched."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_count(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                route = scope.get("route")
-                path = getattr(route, "path", "unmatched")
-                self.metrics.observe_request(path, status, started)
-            await send(message)
-
-        await self.app(scope, receive, send_and_count)
 
 
 def _stats(registry: ModelRegistry) -> dict[str, dict[str, float]]:
@@ -83,14 +57,16 @@ def create_app(settings: Settings, *, loader: Loader | None = None,
             await asyncio.to_thread(_close_all, registry)
 
     app = FastAPI(title="glm-edge", version=_version(), lifespan=lifespan)
-    metrics = Metrics(lambda: _stats(registry))
+    metrics = Metrics(lambda: _stats(registry), lambda: dict(registry.load_seconds))
+    lifecycle = Lifecycle()
     keys = KeyChecker(settings.accepted_keys())
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = metrics
+    app.state.lifecycle = lifecycle
     app.state.keys = keys
     app.state.load_error = None
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestMiddleware, metrics=metrics, lifecycle=lifecycle, log_prompts=settings.log_prompts)
     install_error_handlers(app)
 
     async def require_key(request: Request) -> None:
@@ -105,6 +81,8 @@ def create_app(settings: Settings, *, loader: Loader | None = None,
 
     @app.get("/health", response_model=HealthResponse)
     async def health() -> Any:
+        if lifecycle.draining:  # routers stop sending here while the running requests finish
+            return JSONResponse({"status": "shutting_down"}, status_code=503)
         if app.state.load_error:
             return JSONResponse({"status": "error", "error": {"message": app.state.load_error,
                                                                "type": "internal_error"}}, status_code=500)

@@ -66,7 +66,7 @@ async def create_chat_completion(request: ChatCompletionRequest,
         grammar=grammar_for(request, model.tool_parser, rendered.tool_names),
         skip_special_tokens=model.skip_special_tokens)
     request_id = random_id("chatcmpl")
-    chunks = await start_generation(model.engine, prompt_tokens, params, request_id)
+    chunks = await start_generation(model.engine, prompt_tokens, params, request_id, raw, model.id)
     metrics = metrics_of(raw)
     if request.stream:
         events = _events(request, model, rendered.tool_names, request_id, chunks, len(prompt_tokens), metrics)

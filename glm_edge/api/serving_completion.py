@@ -63,7 +63,7 @@ async def create_completion(request: CompletionRequest, raw: Request) -> Complet
                                         stop_token_ids=model.stop_token_ids, logprobs=want_logprobs,
                                         top_logprobs=request.logprobs or 0, grammar=None)
     request_id = random_id("cmpl")
-    chunks = await start_generation(model.engine, tokens, params, request_id)
+    chunks = await start_generation(model.engine, tokens, params, request_id, raw, model.id)
     echo = model.engine.detokenize(tokens) if request.echo else ""
     metrics = metrics_of(raw)
     if request.stream:

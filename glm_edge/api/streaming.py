@@ -12,7 +12,9 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from glm_edge.api.errors import error_body
-from glm_edge.engine.types import ChunkStream, Engine, SamplingParams
+from glm_edge.api.lifecycle import Lifecycle
+from glm_edge.api.observe import trace_of
+from glm_edge.engine.types import ChunkStream, Engine, GenerationChunk, SamplingParams
 from glm_edge.errors import EngineError, GlmEdgeError
 
 log = logging.getLogger("glm_edge.api")
@@ -26,16 +28,52 @@ def sse(payload: str) -> str:
     return f"data: {payload}\n\n"
 
 
-async def start_generation(engine: Engine, prompt_tokens: list[int], params: SamplingParams,
-                           request_id: str) -> ChunkStream:
+async def start_generation(engine: Engine, prompt_tokens: list[int], params: SamplingParams, request_id: str,
+                           raw: Request | None = None, model_id: str | None = None) -> ChunkStream:
     """Wait for the first chunk, so that queue-full and context errors are raised here, before any 200; then
     return every chunk. Closing the result (client gone, handler cancelled) closes the engine stream, which
-    aborts the request and frees its slot at the next step."""
+    aborts the request and frees its slot at the next step.
+
+    With the HTTP request (`raw`), the chunks are noted on its trace (model, tokens, queue wait, first and last
+    token) and the generation is registered for shutdown: once the grace period after SIGTERM is over it is
+    aborted, and the stream raises ShuttingDownError (an in-stream error event, or a 503 before the 200)."""
+    trace = trace_of(raw) if raw is not None else None
+    lifecycle: Lifecycle | None = getattr(raw.app.state, "lifecycle", None) if raw is not None else None
+    if trace is not None:
+        trace.model, trace.generation, trace.prompt_tokens = model_id, True, len(prompt_tokens)
+        if trace.keep_prompt:
+            trace.prompt = engine.detokenize(prompt_tokens)
+    key = lifecycle.add_generation(engine, request_id) if lifecycle is not None else None
+    finished: set[int] = set()
+
+    def seen(chunk: GenerationChunk) -> GenerationChunk:
+        if trace is not None:
+            trace.note_tokens(chunk.index, chunk.completion_tokens, chunk.queue_seconds)
+        if lifecycle is not None and lifecycle.cancelled and chunk.finish_reason == "abort":
+            raise lifecycle.cut_off()
+        if chunk.finish_reason is not None:
+            finished.add(chunk.index)
+        return chunk
+
+    def release() -> None:
+        if lifecycle is not None and key is not None:
+            lifecycle.remove_generation(key)
+
+    def ended() -> None:
+        if lifecycle is not None and lifecycle.cancelled and len(finished) < params.n:
+            raise lifecycle.cut_off()  # aborted while still waiting for a slot
+
     stream = engine.generate(prompt_tokens, params, request_id)
     try:
-        first = await stream.__anext__()
-    except StopAsyncIteration:
-        first = None
+        try:
+            first = seen(await stream.__anext__())
+        except StopAsyncIteration:
+            ended()
+            first = None
+    except BaseException:
+        release()
+        await stream.aclose()
+        raise
 
     async def chunks() -> ChunkStream:
         try:
@@ -43,8 +81,10 @@ async def start_generation(engine: Engine, prompt_tokens: list[int], params: Sam
                 return
             yield first
             async for chunk in stream:
-                yield chunk
+                yield seen(chunk)
+            ended()
         finally:
+            release()
             await stream.aclose()
 
     return chunks()

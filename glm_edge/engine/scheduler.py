@@ -197,6 +197,7 @@ class Scheduler:
 
     def _start_task(self, task: Task, idle: list[Slot]) -> None:
         prompt = task.prompt
+        task.started_at = time.perf_counter()
         scored = sorted(idle, key=lambda s: (common_prefix_length(s.tokens, prompt), -s.last_used), reverse=True)
         primary = scored[0]
         followers = sorted(scored[1:], key=lambda s: (len(s.tokens) > 0, s.last_used))[: task.params.n - 1]
@@ -315,6 +316,8 @@ class Scheduler:
                                      self._piece_fn(task))]
         chunk = GenerationChunk(index=choice.index, text="", token_ids=[token], logprobs=logprobs,
                                 prompt_tokens=len(task.prompt), completion_tokens=choice.n_generated)
+        if choice.n_generated == 1 and task.started_at is not None:
+            chunk.queue_seconds = task.started_at - task.posted_at
         if token in task.stop_ids or (not params.ignore_eos and self.model.is_eog(token)):
             chunk.token_ids = []
             chunk.logprobs = None
@@ -355,6 +358,9 @@ class Scheduler:
             "slots_decoding": float(states[SlotState.DECODING]),
             "queue_length": float(self._n_waiting),
             "requests_running": float(len(self._tasks)),
+            # cells holding a sequence's tokens (idle slots keep theirs for prefix reuse) out of all cells
+            "kv_cache_tokens": float(sum(len(s.tokens) for s in self.slots)),
+            "kv_cache_capacity_tokens": float(self.n_ctx * len(self.slots)),
         }
         for key in ("steps", "tokens_generated", "prompt_tokens_processed", "prompt_tokens_cached",
                     "prefix_cache_hits", "requests_aborted", "batch_tokens", "decode_seconds", "step_seconds"):

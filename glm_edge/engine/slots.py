@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from dataclasses import dataclass, field
 
 from glm_edge.engine.detokenizer import IncrementalDetokenizer, StopStringFilter
@@ -58,6 +59,8 @@ class Task:
     samplers: list[SamplerChain] = field(default_factory=list)  # one per choice, built by the caller
     choices: list[Choice] = field(default_factory=list)
     done: bool = False
+    posted_at: float = field(default_factory=time.perf_counter)  # when the caller submitted it
+    started_at: float | None = None  # when it got its slots
 
     @property
     def n_finished(self) -> int:

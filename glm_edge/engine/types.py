@@ -55,6 +55,7 @@ class GenerationChunk:
     stop_reason: str | int | None = None  # the stop string or token id that ended it
     prompt_tokens: int = 0
     completion_tokens: int = 0  # tokens generated so far by this choice
+    queue_seconds: float | None = None  # on each choice's first chunk: how long the request waited for a slot
 
 
 # What `Engine.generate` returns: closing it (`aclose`, or leaving an `async for` early) aborts the request.
