@@ -60,7 +60,7 @@ def main() -> None:
 def serve(model: str | None, config: Path | None, **flags: Any) -> None:
     """Serve MODEL (catalog id, GGUF path or hub repo id; env GLM_MODEL) with the OpenAI and GLM-API routes.
 
-    Without MODEL it serves the embedded default: Gemma-3-270M (Q4_K_M) and all-MiniLM-L6-v2, offline.
+    Without MODEL it serves the embedded default: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) and all-MiniLM-L6-v2, offline.
     Settings come from flags, then the environment (GLM_EDGE_<NAME>, GLM_MODEL, API_PORT), then --config.
     """
     from glm_edge.server import run_server

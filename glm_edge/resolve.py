@@ -12,8 +12,9 @@ from glm_edge.catalog import CatalogEntry, load_catalog
 from glm_edge.defaults import (
     DEFAULT_CHAT_ID,
     DEFAULT_EMBEDDING_ID,
+    EMBEDDED_CHAT,
     MULTILINGUAL_EMBEDDING_ID,
-    default_chat_gguf,
+    embedded_chat_gguf,
     models_home,
 )
 from glm_edge.errors import ConfigError
@@ -72,8 +73,10 @@ def _catalog_entry(spec: str, kind: str, wrong_kind: str, unknown: str) -> Catal
 def resolve_chat(spec: str | None, home: Path | None = None) -> ChatSpec:
     home = home or models_home()
     catalog = load_catalog()
-    if spec is None or spec == DEFAULT_CHAT_ID:
-        return ChatSpec(DEFAULT_CHAT_ID, default_chat_gguf(home), catalog.get(DEFAULT_CHAT_ID))
+    spec = spec or DEFAULT_CHAT_ID
+    embedded = catalog.get(spec)
+    if embedded is not None and embedded.id in EMBEDDED_CHAT:  # a GGUF that PyPI packages carry
+        return ChatSpec(embedded.id, embedded_chat_gguf(embedded.id, home), embedded)
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("model", "GLM_EDGE_MODEL", "GLM_MODEL"),
         description="chat model: a catalog id, a local GGUF path or a Hugging Face repo id "
-        "(default: the embedded Gemma-3-270M)",
+        "(default: the embedded Qwen2.5-Coder-0.5B-Instruct)",
     )
     embedding: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -11,7 +11,17 @@ import pytest
 
 @pytest.fixture(scope="session")
 def default_gguf() -> Path:
-    """The real Gemma-3-270M Q4_K_M GGUF (assembled from its PyPI package into the models folder)."""
+    """The real Gemma-3-270M Q4_K_M GGUF (assembled from its PyPI packages into the models folder): the small
+    model of the engine and end-to-end tests where answer quality does not matter (served as gemma-3-270m)."""
+    from glm_edge.defaults import embedded_chat_gguf
+
+    return embedded_chat_gguf("gemma-3-270m")
+
+
+@pytest.fixture(scope="session")
+def qwen_gguf() -> Path:
+    """The embedded default chat model, Qwen2.5-Coder-0.5B-Instruct Q4_K_M (assembled from its six PyPI part
+    packages, verified by size and sha256): for the answer-quality and tool-call tests."""
     from glm_edge.defaults import default_chat_gguf
 
     return default_chat_gguf()

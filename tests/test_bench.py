@@ -46,7 +46,7 @@ def test_in_process_engine_run(default_gguf):
 
 
 def test_http_run_against_a_served_subprocess_with_baseline():
-    result = run_bench(model=None, concurrency=[1, 2], max_tokens=8, prompt_tokens=16, requests_per_level=2,
+    result = run_bench(model="gemma-3-270m", concurrency=[1, 2], max_tokens=8, prompt_tokens=16, requests_per_level=2,
                        baseline=True, long_tokens=0, join=True, parallel=8)
     assert result["target"].startswith("glm-edge serve subprocess")
     check_levels(result, [1, 2], 8)

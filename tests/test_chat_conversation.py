@@ -138,7 +138,7 @@ def test_z1_and_r1_drop_earlier_reasoning_glm4_keeps_text():
     assert strip_reasoning("no tags") == "no tags"
 
 
-@pytest.mark.parametrize("family", ["deepseek-r1", "gemma"])
+@pytest.mark.parametrize("family", ["deepseek-r1", "gemma", "chatml"])
 def test_families_without_tools_refuse_them(family):
     assert not supports_tools(family)
     with pytest.raises(InvalidRequestError, match="tool calling is not supported by M"):
@@ -158,9 +158,9 @@ def test_generic_keeps_openai_shapes():
 
 
 def test_unknown_family_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="chatglm, glm4, glm-z1, deepseek-r1, gemma, generic"):
+    with pytest.raises(ValueError, match="chatglm, glm4, glm-z1, deepseek-r1, gemma, qwen, chatml, generic"):
         to_template_input("llama", [], [])
-    assert set(FAMILIES) == {"chatglm", "glm4", "glm-z1", "deepseek-r1", "gemma", "generic"}
+    assert set(FAMILIES) == {"chatglm", "glm4", "glm-z1", "deepseek-r1", "gemma", "qwen", "chatml", "generic"}
 
 
 @pytest.mark.parametrize("template, family", [
@@ -172,4 +172,24 @@ def test_detect_family_of_the_shipped_templates(template, family):
 
 
 def test_detect_family_falls_back_to_generic():
-    assert detect_family("{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}") == "generic"
+    assert detect_family("{% for m in messages %}[{{ m.role }}]{% endfor %}") == "generic"
+    # ChatML turns: with Qwen's <tool_call> it is the qwen family, without any tools chatml (tools refused),
+    # with tools some other way generic
+    assert detect_family("{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}") == "chatml"
+    assert detect_family("{% if tools %}<tool_call>{% endif %}<|im_start|>") == "qwen"
+    assert detect_family("{% if tools %}{{ tools }}{% endif %}<|im_start|>") == "generic"
+
+
+def test_qwen_gets_openai_shapes_with_call_arguments_as_objects():
+    """Qwen2.5's template writes `arguments | tojson`: given the OpenAI JSON text it would write a JSON string."""
+    messages = normalize_messages([
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": None, "tool_calls": [CALL, {**CALL, "id": "call_b", "function": {
+            "name": "search", "arguments": "not json"}}]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "晴"}])
+    out, top_tools = to_template_input("qwen", messages, normalize_tools(TOOLS))
+    assert out[1]["content"] == "" and out[1]["tool_calls"][0]["function"]["arguments"] == {"city": "北京"}
+    assert out[1]["tool_calls"][1]["function"]["arguments"] == "not json"  # the client's text, as sent
+    assert out[2] == {"role": "tool", "content": "晴", "tool_call_id": "call_a"}
+    assert top_tools == normalize_tools(TOOLS) and supports_tools("qwen")
+    assert messages[1]["tool_calls"][0]["function"]["arguments"] == '{"city": "北京"}'  # the input is not changed

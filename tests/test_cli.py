@@ -53,7 +53,7 @@ def test_port_in_use(default_gguf: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        result = run_cli("serve", "--port", str(port), "--no-embedding")
+        result = run_cli("serve", "gemma-3-270m", "--port", str(port), "--no-embedding")
     assert result.returncode != 0
     assert f"port {port}" in result.stderr and "already in use" in result.stderr
     assert "Traceback" not in result.stderr

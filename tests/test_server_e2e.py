@@ -18,7 +18,8 @@ from tests.server_process import running_server
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[str]:
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    with running_server("--parallel", "4", "--ctx-size", "1024", "--threads", "2", log_path=log) as url:
+    with running_server("gemma-3-270m", "--parallel", "4", "--ctx-size", "1024", "--threads", "2",
+                        log_path=log) as url:
         yield url
 
 
@@ -206,7 +207,7 @@ def test_full_queue_is_429_with_retry_after(tmp_path: Path, default_gguf: Path) 
     import threading
 
     body = {"messages": MESSAGES, "max_tokens": 16, "temperature": 0.7}
-    with running_server("--no-embedding", "--parallel", "1", "--max-queue", "1", "--ctx-size", "4096",
+    with running_server("gemma-3-270m", "--no-embedding", "--parallel", "1", "--max-queue", "1", "--ctx-size", "4096",
                         log_path=tmp_path / "serve.log") as url:
         # holds the slot until this client hangs up: Gemma's <eos> and <end_of_turn> are banned
         long = {**body, "max_tokens": 4000, "stream": True, "logit_bias": {"1": -100, "106": -100}}

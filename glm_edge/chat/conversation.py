@@ -15,6 +15,10 @@ Two steps:
      earlier assistant turns.
    - ``deepseek-r1`` (R1 distills): earlier assistant turns lose their reasoning; tools are refused.
    - ``gemma``: plain user/assistant turns; tools are refused.
+   - ``qwen`` (Qwen2.5 instruct templates, ``<|im_start|>`` turns with ``<tool_call>``): OpenAI-shaped messages
+     and top-level ``tools``, except that a call's ``arguments`` go to the template as the JSON *object* (the
+     template writes ``arguments | tojson`` into ``{"name": ..., "arguments": ...}``).
+   - ``chatml``: ``<|im_start|>`` templates without tools (SmolLM2): plain turns; tools are refused.
    - ``generic``: any other template: OpenAI-shaped messages, top-level ``tools``.
 
 Every mistake is an ``InvalidRequestError`` (HTTP 400) naming the message at fault.
@@ -28,8 +32,8 @@ from typing import Any, Iterable, Mapping
 from glm_edge.chat.reasoning import THINK_END
 from glm_edge.errors import InvalidRequestError
 
-FAMILIES = ("chatglm", "glm4", "glm-z1", "deepseek-r1", "gemma", "generic")
-_TOOL_FAMILIES = {"chatglm", "glm4", "glm-z1", "generic"}
+FAMILIES = ("chatglm", "glm4", "glm-z1", "deepseek-r1", "gemma", "qwen", "chatml", "generic")
+_TOOL_FAMILIES = {"chatglm", "glm4", "glm-z1", "qwen", "generic"}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function", "observation"}
 
 
@@ -41,6 +45,8 @@ FAMILY_PARSERS: dict[str, tuple[str | None, str | None]] = {
     "glm-z1": ("deepseek_r1", "glm4"),
     "deepseek-r1": ("deepseek_r1", None),
     "gemma": (None, None),
+    "qwen": (None, "qwen"),
+    "chatml": (None, None),
     "generic": (None, None),
 }
 
@@ -63,6 +69,10 @@ def detect_family(template_source: str) -> str:
         return "deepseek-r1"
     if "<start_of_turn>" in template_source:
         return "gemma"
+    if "<|im_start|>" in template_source and "<tool_call>" in template_source:
+        return "qwen"
+    if "<|im_start|>" in template_source and "tools" not in template_source:
+        return "chatml"
     return "generic"
 
 
@@ -275,14 +285,28 @@ def to_template_input(family: str, messages: list[dict[str, Any]], tools: list[d
                 content = content.split(THINK_END)[-1]
             out.append({"role": msg["role"], "content": content})
         return out, None
-    if family == "gemma":
+    if family in ("gemma", "chatml"):
         _refuse_tools(family, model, messages, tools)
         return [{"role": m["role"], "content": m["content"] or ""} for m in messages], None
-    # generic: OpenAI shapes, as transformers-style templates read them
+    # generic and qwen: OpenAI shapes, as transformers-style templates read them
     out = []
     for msg in messages:
         item = {k: v for k, v in msg.items() if k != "reasoning_content"}
         if item["content"] is None:
             item["content"] = ""
+        if family == "qwen" and item.get("tool_calls"):
+            item["tool_calls"] = [_with_object_arguments(call) for call in item["tool_calls"]]
         out.append(item)
     return out, tools or None
+
+
+def _with_object_arguments(call: dict[str, Any]) -> dict[str, Any]:
+    """A call whose JSON-text ``arguments`` are parsed (Qwen's template serializes them itself); arguments that
+    are not a JSON object stay the client's text."""
+    try:
+        arguments = json.loads(call["function"]["arguments"])
+    except ValueError:
+        return call
+    if not isinstance(arguments, dict):
+        return call
+    return {**call, "function": {**call["function"], "arguments": arguments}}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from glm_edge.chat.deltas import DeltaMessage, ParsedOutput, ToolCall
+from glm_edge.chat.qwen_tool_parser import QwenToolParser
 from glm_edge.chat.reasoning import DeepSeekR1ReasoningParser, ReasoningParser
 from glm_edge.chat.tool_parsers import Glm4ToolParser, ToolParser
 
@@ -19,6 +20,7 @@ REASONING_PARSERS: dict[str, type[ReasoningParser]] = {
 }
 TOOL_PARSERS: dict[str, type[ToolParser]] = {
     Glm4ToolParser.name: Glm4ToolParser,
+    QwenToolParser.name: QwenToolParser,
 }
 
 
