@@ -22,7 +22,7 @@ MARKER = "zebra-quokka-4711"  # prompt text that must never reach the log
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[tuple[str, Path, str]]:
     log = tmp_path_factory.mktemp("observability") / "serve.log"
-    with running_server("--no-embedding", "--parallel", "2", "--ctx-size", "512", "--threads", "2",
+    with running_server("gemma-3-270m", "--no-embedding", "--parallel", "2", "--ctx-size", "512", "--threads", "2",
                         "--log-format", "json", log_path=log) as url:
         model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
         yield url, log, model

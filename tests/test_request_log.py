@@ -26,7 +26,7 @@ def request_lines(caplog: pytest.LogCaptureFixture, request_id: str) -> list[log
 
 def test_prompt_text_only_with_log_prompts(default_gguf: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(parallel=1, ctx_size=512, threads=2)
-    model = load_chat(resolve_chat(None), settings)
+    model = load_chat(resolve_chat("gemma-3-270m"), settings)
     registry = ModelRegistry(chat={model.id: model})
     body = {"messages": [{"role": "user", "content": f"Say {MARKER}."}], "max_tokens": 3, "temperature": 0}
     caplog.set_level(logging.INFO, logger="glm_edge.request")

@@ -89,7 +89,7 @@ def served_model(url: str) -> str:
 
 def test_sigterm_lets_running_streams_finish_then_exits_0(tmp_path: Path, default_gguf: Path) -> None:
     log = tmp_path / "serve.log"
-    with server_process("--no-embedding", "--parallel", "4", "--ctx-size", "512", "--threads", "2",
+    with server_process("gemma-3-270m", "--no-embedding", "--parallel", "4", "--ctx-size", "512", "--threads", "2",
                         "--shutdown-grace", "120", log_path=log) as (url, proc):
         model = served_model(url)
         streams = start_streams(url, model, 4, max_tokens=160)
@@ -124,7 +124,7 @@ def waiting_requests(url: str) -> float:
 def test_sigterm_cuts_off_answers_longer_than_the_grace_period(tmp_path: Path, default_gguf: Path) -> None:
     grace = "1"
     log = tmp_path / "serve.log"
-    with server_process("--no-embedding", "--parallel", "4", "--ctx-size", "2048", "--threads", "2",
+    with server_process("gemma-3-270m", "--no-embedding", "--parallel", "4", "--ctx-size", "2048", "--threads", "2",
                         "--shutdown-grace", grace, log_path=log) as (url, proc):
         model = served_model(url)
         streams = start_streams(url, model, 4, max_tokens=None)  # until the context is full: far past the grace
