@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator, Callable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from glm_edge.api.auth import KeyChecker
 from glm_edge.api.errors import install_error_handlers
@@ -18,6 +19,7 @@ from glm_edge.api.observe import RequestMiddleware
 from glm_edge.api.protocol import HealthResponse
 from glm_edge.registry import ModelRegistry
 from glm_edge.settings import Settings
+from glm_edge.web import CONTENT_SECURITY_POLICY, page_path, static_dir
 
 log = logging.getLogger("glm_edge.api")
 
@@ -96,9 +98,12 @@ def create_app(settings: Settings, *, loader: Loader | None = None,
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> Any:
-        from glm_edge.web import page_path
+        return FileResponse(page_path(), media_type="text/html",
+                            headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
-        return FileResponse(page_path(), media_type="text/html")
+    # the page's script, style and vendored libraries; open like the page itself (a browser cannot send the
+    # API key with a <script src>)
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
 
     return app
 
