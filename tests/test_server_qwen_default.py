@@ -86,6 +86,23 @@ def test_tool_call_streamed(client: openai.OpenAI) -> None:
     assert "Paris" in arguments["city"]
 
 
+@pytest.mark.parametrize("tool_choice", ["required", {"type": "function", "function": {"name": "get_weather"}}],
+                         ids=["required", "named"])
+def test_forced_tool_call_in_qwen_format(client: openai.OpenAI, tool_choice: Any) -> None:
+    """OpenAI promises a call for "required" and a named function: a grammar makes the model write one in its
+    template's <tool_call> format, even for a message that would not call anything by itself."""
+    hello = [{"role": "user", "content": "Write a haiku about the sea."}]
+    answer = client.chat.completions.create(model=MODEL, messages=hello, tools=[WEATHER_TOOL],
+                                            tool_choice=tool_choice, temperature=0, max_tokens=64)
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls" and len(choice.message.tool_calls or []) == 1
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather" and set(json.loads(call.function.arguments)) == {"city"}
+    free = client.chat.completions.create(model=MODEL, messages=hello, tools=[WEATHER_TOOL], temperature=0,
+                                          max_tokens=32)
+    assert free.choices[0].finish_reason != "tool_calls"  # left to itself the model answers in text here
+
+
 def test_follow_up_with_the_tool_result_answers_in_text(client: openai.OpenAI) -> None:
     first = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER_TOOL],
                                            temperature=0, max_tokens=64).choices[0].message

@@ -32,9 +32,8 @@ def forced_tool_call_grammar(tool_parser: str, tools: list[dict[str, Any]]) -> s
     that ``tool_parser`` reads: for ``tool_choice`` "required" or a named function, where OpenAI promises a
     call. The arguments follow the tool's parameter schema when exactly one tool is offered, else any JSON
     object. None for a parser whose format has no grammar here (the choice is then only a request)."""
-    if tool_parser != "glm4" or not tools:
+    if tool_parser not in ("glm4", "qwen") or not tools:
         return None
-    # glm4: the function's name on the first line, its JSON arguments after it (DESIGN.md 4)
     names = [str(tool["function"]["name"]) for tool in tools]
     parameters = tools[0]["function"].get("parameters") if len(tools) == 1 else None
     if parameters:
@@ -43,5 +42,10 @@ def forced_tool_call_grammar(tool_parser: str, tools: list[dict[str, Any]]) -> s
     else:
         arguments = json_object_grammar()
     arguments = re.sub(r"^root\s*::=", "call-arguments ::=", arguments, flags=re.MULTILINE)
-    name_rule = " | ".join(json.dumps(name, ensure_ascii=False) for name in names)
-    return f'root ::= ({name_rule}) "\\n" call-arguments\n{arguments}'
+    if tool_parser == "glm4":  # the function's name on the first line, its JSON arguments after it (DESIGN.md 4)
+        name_rule = " | ".join(json.dumps(name, ensure_ascii=False) for name in names)
+        return f'root ::= ({name_rule}) "\\n" call-arguments\n{arguments}'
+    # qwen: the template's <tool_call> block around {"name": ..., "arguments": ...}
+    name_rule = " | ".join(json.dumps(json.dumps(name, ensure_ascii=False), ensure_ascii=False) for name in names)
+    return (f'root ::= "<tool_call>\\n{{\\"name\\": " ({name_rule}) ", \\"arguments\\": " call-arguments '
+            f'"}}\\n</tool_call>"\n{arguments}')
