@@ -1,5 +1,6 @@
-"""The request log line (api/observe.py) in process: the real app on the real engine and embedded GGUF. The prompt
-text is in the line only with log_prompts; the JSON formatter writes the line's fields as keys. Nothing is mocked."""
+"""The request log line (api/observe.py) in process: the real app on the real engine and embedded GGUF, and on the
+real MiniLM embedder. The prompt text is in the line only with log_prompts; the JSON formatter writes the line's
+fields as keys. Nothing is mocked."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from glm_edge.api.app import create_app
-from glm_edge.loader import load_chat
+from glm_edge.loader import load_chat, load_embedder
 from glm_edge.registry import ModelRegistry
-from glm_edge.resolve import resolve_chat
+from glm_edge.resolve import resolve_chat, resolve_embedding
 from glm_edge.server import JsonFormatter
 from glm_edge.settings import Settings
 
@@ -54,3 +55,20 @@ def test_prompt_text_only_with_log_prompts(default_gguf: Path, caplog: pytest.Lo
     assert line["request_id"] == "without-prompt" and line["route"] == "/v1/chat/completions"
     assert line["status"] == 200 and line["model"] == model.id and line["logger"] == "glm_edge.request"
     assert MARKER not in json.dumps(line)
+
+
+def test_embedding_request_line_names_its_model_and_tokens(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(embed_threads=1)
+    embedder = load_embedder(resolve_embedding("all-MiniLM-L6-v2"), settings)
+    registry = ModelRegistry(embedders={embedder.id: embedder})
+    caplog.set_level(logging.INFO, logger="glm_edge.request")
+    with TestClient(create_app(settings, registry=registry)) as client:
+        res = client.post("/v1/embeddings", json={"model": embedder.id, "input": [f"a {MARKER}", "two"]},
+                          headers={"X-Request-Id": "embedding-line"})
+    assert res.status_code == 200
+    [line] = request_lines(caplog, "embedding-line")
+    fields = getattr(line, "fields")
+    assert fields["route"] == "/v1/embeddings" and fields["status"] == 200 and fields["model"] == embedder.id
+    assert fields["prompt_tokens"] == res.json()["usage"]["prompt_tokens"] > 0
+    assert fields["completion_tokens"] is None and fields["ttft_seconds"] is None
+    assert MARKER not in line.getMessage()

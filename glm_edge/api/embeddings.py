@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 
+from glm_edge.api.observe import note_model
 from glm_edge.api.protocol import (
     EmbeddingData,
     EmbeddingRequest,
@@ -52,6 +53,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Embeddi
             encoded = vector.tolist()
         data.append(EmbeddingData(embedding=encoded, index=i))
     usage = EmbeddingUsage(prompt_tokens=result.total_tokens, total_tokens=result.total_tokens)
+    note_model(request, embedder.id, result.total_tokens)
     return EmbeddingResponse(data=data, model=embedder.id, usage=usage)
 
 
@@ -60,6 +62,7 @@ async def glm_embedding(body: GlmEmbeddingRequest, request: Request) -> GlmEmbed
     embedder = registry_of(request).embedder(body.model)
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
     result = await embedder.embed(prompts)
+    note_model(request, embedder.id, result.total_tokens)
     return GlmEmbeddingResponse(data=np.asarray(result.vectors, dtype=np.float64).tolist(), model=embedder.id)
 
 
@@ -74,4 +77,5 @@ async def glm_keyword(body: KeywordRequest, request: Request) -> KeywordResponse
     found = await extractor.extract(body.input, vocab=body.vocab, top_n=body.top, use_mmr=body.mmr,
                                     use_maxsum=body.maxsum, diversity=body.diversity,
                                     ngram_range=(low, high), nr_candidates=body.nr_candidates)
+    note_model(request, extractor.id)
     return KeywordResponse(model=extractor.id, keywords=[Keyword(name=name, similarity=score) for name, score in found])

@@ -37,7 +37,7 @@ class RequestTrace:
     ended: float | None = None
     model: str | None = None
     generation: bool = False  # a chat or text completion (the engine ran)
-    prompt_tokens: int = 0
+    prompt_tokens: int | None = None
     completion_tokens: dict[int, int] = field(default_factory=dict)  # per choice
     queue_seconds: float | None = None
     first_token: float | None = None
@@ -76,7 +76,7 @@ class RequestTrace:
         """What the log line holds (never the prompt unless asked for)."""
         out: dict[str, Any] = {
             "request_id": self.request_id, "method": self.method, "route": self.route, "status": self.status,
-            "model": self.model, "prompt_tokens": self.prompt_tokens if self.generation else None,
+            "model": self.model, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": sum(self.completion_tokens.values()) if self.generation else None,
             "queue_seconds": _round(self.queue_seconds), "ttft_seconds": _round(self.ttft_seconds),
             "total_seconds": _round(self.total_seconds),
@@ -84,6 +84,13 @@ class RequestTrace:
         if with_prompt and self.prompt is not None:
             out["prompt"] = self.prompt
         return out
+
+
+def note_model(request: Request, model_id: str, prompt_tokens: int | None = None) -> None:
+    """For the log line of a request that is no generation (embeddings, keywords): which model answered it."""
+    trace = trace_of(request)
+    if trace is not None:
+        trace.model, trace.prompt_tokens = model_id, prompt_tokens
 
 
 def _round(value: float | None) -> float | None:
