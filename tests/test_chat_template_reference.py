@@ -435,6 +435,52 @@ def test_loaded_template_is_the_catalog_file() -> None:
         assert load_template(name).source == (templates_dir() / f"{name}.jinja").read_text(encoding="utf-8")
 
 
+# --- Qwen2.5-Coder-0.5B-Instruct, the embedded default: its GGUF's own template ------------------------------
+
+def _qwen_gguf_template(qwen_gguf: Path) -> str:
+    from glm_edge.gguf_header import read_gguf_metadata
+
+    template = read_gguf_metadata(qwen_gguf, {"tokenizer.chat_template"})["tokenizer.chat_template"]
+    assert isinstance(template, str)
+    return template
+
+
+def test_default_qwen_gguf_template_equals_published_copies(qwen_gguf: Path) -> None:
+    """The catalog overrides nothing for the default: the GGUF's template is Qwen2.5-Instruct's, byte for byte as
+    Xinference's qwen2.5-instruct spec and ollama's library/qwen2.5-coder:1.5b GGUF carry it."""
+    entry = load_catalog().get("qwen2.5-coder-0.5b-instruct")
+    assert entry is not None and not entry.template and entry.chat_family == "qwen"
+    template = _qwen_gguf_template(qwen_gguf)
+    for ref in ("xinference-qwen2.5-instruct.jinja", "ollama-qwen2.5-coder-1.5b.jinja"):
+        assert template == ref_text(ref), ref
+
+
+def _hf_shaped(messages: list[Message]) -> list[Message]:
+    """The same conversation as transformers users write it: tool-call arguments as objects, not JSON text."""
+    import json
+
+    out = copy.deepcopy(messages)
+    for message in out:
+        for call in message.get("tool_calls") or []:
+            call["function"]["arguments"] = json.loads(call["function"]["arguments"])
+    return out
+
+
+QWEN_CASES = [(name, messages, None) for name, messages in PLAIN.items()] + \
+             [(name, messages, tools) for name, (messages, tools) in WITH_TOOLS.items()]
+
+
+@pytest.mark.parametrize("name, messages, tools", QWEN_CASES, ids=[c[0] for c in QWEN_CASES])
+def test_default_qwen_prompt_equals_transformers(qwen_gguf: Path, name: str, messages: list[Message],
+                                                 tools: list[Message] | None) -> None:
+    """OpenAI-shaped requests (arguments as JSON text, tool results as tool messages) render as transformers'
+    apply_chat_template renders the same conversation with the published template."""
+    ours = glm_edge_prompt(_qwen_gguf_template(qwen_gguf), "qwen", messages, tools)
+    assert ours == hf_render(ref_text("xinference-qwen2.5-instruct.jinja"), _hf_shaped(messages), tools=tools)
+    if tools:
+        assert "<tools>" in ours and '"name": "get_weather"' in ours
+
+
 # --- Gemma 3 token ids on the real embedded GGUF, through the server's own tokenizer call -----------------------
 
 GEMMA_CONTROLS = re.compile(r"(<bos>|<start_of_turn>|<end_of_turn>)")
