@@ -5,6 +5,7 @@ thinking). Screenshots go to $GLM_EDGE_ARTIFACTS (default: pytest's tmp dir)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,11 +16,10 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from glm_edge.web import static_dir
 from tests.server_process import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
-                                "(apt-get install chromium); the browser tests drive /usr/bin/chromium")
 
 # root on this machine (hence no sandbox), no GPU, nothing in the background that would go online
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -59,6 +59,9 @@ def r1_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium): the browser tests drive "
+                    "/usr/bin/chromium")
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data dir
@@ -217,17 +220,65 @@ def test_stop_aborts_the_stream_and_frees_the_slot(page: Any, default_server: st
     assert assistant["stopped"] is True and assistant["content"] and "finish_reason" not in assistant
     page.screenshot(path=str(artifacts / "stopped-stream.png"), full_page=True)
 
-    # the server freed its only slot: the gauge drops to 0, the abort is counted, and the next request is
-    # served at once (a slot still generating 1500 tokens would keep it waiting)
+    # the engine aborted the request (not left to run its 1500 tokens) and freed its only slot, and the next
+    # request is served (the waits are bounds for a hung server, not speed checks)
     while metric(default_server, BUSY) != 0:
-        assert time.monotonic() - stopped_at < 5, "the slot is still busy 5 s after the stop"
+        assert time.monotonic() - stopped_at < 30, "the slot is still busy 30 s after the stop"
         time.sleep(0.1)
     assert metric(default_server, ABORTED) == aborted_before + 1
-    started = time.monotonic()
     res = httpx.post(f"{default_server}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
-                     json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}, timeout=60)
-    assert res.status_code == 200 and time.monotonic() - started < 20
+                     json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}, timeout=120)
+    assert res.status_code == 200, res.text
     assert page.inner_text(".msg.assistant:last-child .content") == shown  # nothing arrived after the stop
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city name"}},
+                   "required": ["city"]}}}
+
+
+def sse_tool_calls(body: str) -> list[tuple[str, str]]:
+    """(name, arguments) of each streamed tool call, joined from its deltas."""
+    calls: dict[int, list[str]] = {}
+    for line in body.splitlines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            for choice in json.loads(line[6:]).get("choices", []):
+                for delta in choice["delta"].get("tool_calls") or []:
+                    call = calls.setdefault(delta["index"], ["", ""])
+                    call[0] += delta.get("function", {}).get("name") or ""
+                    call[1] += delta.get("function", {}).get("arguments") or ""
+    return [(name, arguments) for name, arguments in (calls[i] for i in sorted(calls))]
+
+
+def test_tools_offered_and_tool_calls_shown(page: Any, default_server: str, artifacts: Path) -> None:
+    open_page(page, default_server)
+    set_field(page, "#api-key", KEY)
+    page.wait_for_selector("#model option", state="attached")
+    model = page.input_value("#model")
+    set_field(page, "#temperature", "0")
+    set_field(page, "#max-tokens", "96")
+    page.click("#settings summary")
+    set_field(page, "#tools", "not json")
+    page.fill("#input", "What's the weather in Paris?")
+    page.press("#input", "Enter")
+    assert page.inner_text("#status").startswith("Tools:")  # refused before anything is sent
+    assert page.locator(".msg").count() == 0
+
+    set_field(page, "#tools", json.dumps([WEATHER_TOOL]))
+    request, body = send_and_wait(page, "What's the weather in Paris?")
+    assert json.loads(request.post_data)["tools"] == [WEATHER_TOOL]
+    calls = sse_tool_calls(body)
+    if "qwen" in model.lower():  # the Qwen default calls get_weather for this (tests/test_server_qwen_default.py)
+        assert [name for name, _ in calls] == ["get_weather"], body
+    shown = page.locator(".msg.assistant:last-child .tool-call")
+    assert shown.count() == len(calls)
+    for i, (name, arguments) in enumerate(calls):
+        assert shown.nth(i).locator(".tool-name").inner_text() == name
+        assert json.loads(shown.nth(i).locator(".tool-arguments").inner_text()) == json.loads(arguments)
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in stored_messages(page)[-1].get(
+        "tool_calls", [])] == calls
+    page.screenshot(path=str(artifacts / "tool-call-streamed.png"), full_page=True)
 
 
 def test_reasoning_in_a_collapsible_block(page: Any, r1_server: str, artifacts: Path) -> None:
@@ -235,7 +286,16 @@ def test_reasoning_in_a_collapsible_block(page: Any, r1_server: str, artifacts: 
     assert page.eval_on_selector_all("#model option", "os => os.map(o => o.value)") == [R1_ID]
     set_field(page, "#temperature", "0")
     set_field(page, "#max-tokens", "48")
+    # note whether the block was ever open while the stream ran (it opens while the model thinks)
+    page.evaluate("""() => {
+        window.__openWhileStreaming = false;
+        new MutationObserver(() => {
+            const block = document.querySelector('.msg.assistant:last-child details.reasoning');
+            if (block && block.open && document.body.dataset.state === 'streaming') window.__openWhileStreaming = true;
+        }).observe(document.getElementById('log'), {subtree: true, childList: true, attributes: true});
+    }""")
     request, body = send_and_wait(page, "Why is the sky blue?")
+    assert page.evaluate("() => window.__openWhileStreaming") is True
     assert "authorization" not in request.headers  # no key given, none sent
     content, reasoning = sse_deltas(body)
     assert reasoning and not content  # random weights never write </think>
@@ -338,3 +398,16 @@ def test_page_and_vendored_files_are_served(default_server: str) -> None:
     for name in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
         res = httpx.get(default_server + name, timeout=30)  # open without the key, like the page
         assert res.status_code == 200 and len(res.content) > 500, name
+
+
+def test_vendored_files_are_the_published_ones() -> None:
+    """Each vendored library is the npm file its README names, byte for byte, with its licence beside it."""
+    vendor = static_dir() / "vendor"
+    rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)`.*\| ([^|]+) \| `([0-9a-f]{64})` \|$",
+                      (vendor / "README.md").read_text(), re.M)
+    assert {name for name, *_ in rows} == {p.name for p in vendor.iterdir()
+                                           if p.suffix in (".js", ".css")}
+    for name, package, licences, sha256 in rows:
+        assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == sha256, name
+        for licence in re.findall(r"`([^`]+LICENSE[^`]*)`", licences):
+            assert (vendor / licence).stat().st_size > 500, licence
