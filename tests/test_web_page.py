@@ -317,6 +317,23 @@ def test_reasoning_in_a_collapsible_block(page: Any, r1_server: str, artifacts: 
     assert [m["role"] for m in messages] == ["user", "user"]  # the empty answer (all reasoning) is left out
 
 
+def test_a_refused_request_shows_the_servers_error(page: Any, r1_server: str) -> None:
+    """The R1 distills take no tools: the 400's message is shown in the answer's place and never sent back."""
+    open_page(page, r1_server)
+    page.click("#settings summary")
+    set_field(page, "#tools", json.dumps([WEATHER_TOOL]))
+    request, _ = send_and_wait(page, "What's the weather in Paris?")
+    direct = httpx.post(f"{r1_server}/v1/chat/completions", json=json.loads(request.post_data), timeout=60)
+    assert direct.status_code == 400
+    error = page.locator(".msg.assistant.error .content")
+    assert error.inner_text() == f"400: {direct.json()['error']['message']}"
+    set_field(page, "#tools", "")
+    set_field(page, "#max-tokens", "8")
+    request, _ = send_and_wait(page, "Hello")
+    assert [m["role"] for m in json.loads(request.post_data)["messages"]] == ["user", "user"]
+    assert page.locator(".msg.assistant").count() == 2 and page.locator(".msg.assistant.error").count() == 1
+
+
 HOSTILE = """Here is the code:
 
 ```python
@@ -360,6 +377,10 @@ def test_markdown_is_highlighted_and_sanitised_and_conversations_are_kept(page: 
     assert code.inner_text() == "def add(a, b):\n    return a + b"
     assert code.locator("span.hljs-keyword").all_inner_texts()[:2] == ["def", "return"]
     assert answer.locator("table td").all_inner_texts() == ["1", "2"]
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.hover(".msg.assistant pre")
+    page.click(".msg.assistant pre button.copy")
+    assert page.evaluate("() => navigator.clipboard.readText()") == "def add(a, b):\n    return a + b"
     assert answer.locator("a[href='https://example.com/']").get_attribute("onclick") is None
     assert answer.locator("a[href='https://example.com/']").get_attribute("rel") == "noopener noreferrer"
     html = answer.inner_html()

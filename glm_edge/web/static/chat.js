@@ -72,6 +72,26 @@ function renderTokens(tokens, links) {
   return DOMPurify.sanitize(md.parser(list));
 }
 
+// A copy button on each code block (added to the sanitised DOM, so it is the page's own element).
+function addCopyButtons(node) {
+  for (const pre of node.querySelectorAll("pre")) {
+    const code = pre.querySelector("code");
+    if (!code || pre.querySelector(":scope > button.copy")) continue;
+    const button = element("button", "copy", "copy");
+    button.type = "button";
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(code.textContent);
+        button.textContent = "copied";
+      } catch (err) {
+        button.textContent = "copy failed";
+      }
+      setTimeout(() => { button.textContent = "copy"; }, 1500);
+    });
+    pre.appendChild(button);
+  }
+}
+
 // An answer rendered while it streams. The top-level blocks that the Markdown lexer has closed (all but the
 // last) are rendered and sanitised once, each into its own node; only the open last block is rendered again
 // as text arrives, at most once per animation frame. A closed block whose source changes (a setext heading
@@ -111,10 +131,12 @@ class MarkdownView {
     for (let i = kept; i < closed; i++) {
       const node = document.createElement("div");
       node.innerHTML = renderTokens([tokens[i]], links);
+      addCopyButtons(node);
       this.element.insertBefore(node, this.tail);
       this.blocks.push({raw: tokens[i].raw, node});
     }
     this.tail.innerHTML = closed < tokens.length ? renderTokens(tokens.slice(closed), links) : "";
+    addCopyButtons(this.tail);
   }
 }
 
