@@ -1,4 +1,4 @@
-"""OpenAI routes: chat and text completions, the model list and one model's card."""
+"""OpenAI routes: chat and text completions, the Responses API, the model list and one model's card."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from glm_edge.api.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
+from glm_edge.api.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList, ResponsesRequest
 from glm_edge.api.serving_chat import create_chat_completion
 from glm_edge.api.serving_completion import create_completion
+from glm_edge.api.serving_responses import create_response
 from glm_edge.api.state import registry_of
 from glm_edge.errors import ModelLoadingError, ModelNotFoundError
 from glm_edge.registry import ModelRegistry
@@ -24,6 +25,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
 @router.post("/v1/completions")
 async def completions(body: CompletionRequest, request: Request) -> Any:
     return await create_completion(body, request)
+
+
+@router.post("/v1/responses")
+async def responses(body: ResponsesRequest, request: Request) -> Any:
+    return await create_response(body, request)
 
 
 def _card(registry: ModelRegistry, name: str) -> ModelCard:

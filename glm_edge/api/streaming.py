@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator, Awaitable, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -24,8 +24,13 @@ T = TypeVar("T")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def sse(payload: str) -> str:
-    return f"data: {payload}\n\n"
+def sse(payload: str, event: str | None = None) -> str:
+    """One server-sent event; ``event`` names it (the Responses API names each event by its type)."""
+    return f"event: {event}\ndata: {payload}\n\n" if event else f"data: {payload}\n\n"
+
+
+def error_event(exc: GlmEdgeError) -> str:
+    return sse(error_body(exc).model_dump_json())
 
 
 async def start_generation(engine: Engine, prompt_tokens: list[int], params: SamplingParams, request_id: str,
@@ -90,19 +95,22 @@ async def start_generation(engine: Engine, prompt_tokens: list[int], params: Sam
     return chunks()
 
 
-async def event_stream(events: AsyncIterator[str], chunks: ChunkStream) -> AsyncIterator[str]:
-    """SSE body: the handler's events; an error after the 200 as one `data: {"error": ...}` event; `[DONE]`."""
+async def event_stream(events: AsyncIterator[str], chunks: ChunkStream,
+                       on_error: Callable[[GlmEdgeError], str] = error_event, done: bool = True) -> AsyncIterator[str]:
+    """SSE body: the handler's events; an error after the 200 as one event (`on_error`: by default
+    `data: {"error": ...}`); then `[DONE]` unless ``done`` is False (the Responses API ends with its last event)."""
     try:
         async for event in events:
             yield event
     except GlmEdgeError as exc:
-        yield sse(error_body(exc).model_dump_json())
+        yield on_error(exc)
     except Exception as exc:  # never expected; still end the stream properly
         log.exception("stream failed")
-        yield sse(error_body(EngineError(f"internal error: {type(exc).__name__}")).model_dump_json())
+        yield on_error(EngineError(f"internal error: {type(exc).__name__}"))
     finally:
         await chunks.aclose()
-    yield sse("[DONE]")
+    if done:
+        yield sse("[DONE]")
 
 
 async def unless_disconnected(raw: Request, work: Awaitable[T]) -> T | Response:

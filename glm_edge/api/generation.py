@@ -1,0 +1,136 @@
+"""One chat generation, shared by `/v1/chat/completions` and `/v1/responses`: the chat request rendered with the
+model's template, its engine stream, fresh output parsers per choice, the finish reasons and the token counts.
+The routes only format what this gives, whole (`results`) or piece by piece (`events`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Sequence
+
+from fastapi import Request
+
+from glm_edge.api.metrics import Metrics
+from glm_edge.api.protocol import ChatCompletionRequest, NamedToolChoice, Usage, random_id
+from glm_edge.api.state import metrics_of, registry_of
+from glm_edge.api.streaming import start_generation
+from glm_edge.chat.deltas import DeltaMessage, ParsedOutput
+from glm_edge.chat_model import ChatModel
+from glm_edge.engine.types import ChunkStream, TokenLogprob
+
+
+def grammar_for(request: ChatCompletionRequest, tool_parser: str = "",
+                offered: Sequence[str] = ()) -> str | None:
+    """The grammar of ``response_format``, or of the one call that ``tool_choice`` "required" or a named function
+    asks for (in the format of the model's tool parser; ``offered``: the tool names the prompt offers)."""
+    from glm_edge.engine.grammar import forced_tool_call_grammar, json_object_grammar, json_schema_grammar
+
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_object":
+        return json_object_grammar()
+    if fmt is not None and fmt.type == "json_schema":
+        schema = fmt.json_schema.schema_ if fmt.json_schema else None
+        return json_schema_grammar(schema or {"type": "object"})
+    if offered and (request.tool_choice == "required" or isinstance(request.tool_choice, NamedToolChoice)):
+        tools = [t.model_dump(exclude_none=True) for t in request.tools or [] if t.function.name in offered]
+        return forced_tool_call_grammar(tool_parser, tools)
+    return None
+
+
+@dataclass
+class ChoiceEvent:
+    """What one engine chunk adds to choice ``index``: the parsed deltas (possibly none), its logprobs, and on
+    the choice's last chunk OpenAI's finish reason ("tool_calls" when the model stopped after calls)."""
+
+    index: int
+    deltas: list[DeltaMessage]
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: str | None = None
+
+
+@dataclass
+class ChoiceResult:
+    """One whole choice: the parsed assistant message, OpenAI's finish reason, every token's logprobs."""
+
+    index: int
+    parsed: ParsedOutput
+    finish_reason: str
+    logprobs: list[TokenLogprob]
+
+
+@dataclass
+class ChatGeneration:
+    request: ChatCompletionRequest
+    model: ChatModel
+    request_id: str
+    tool_names: list[str]
+    chunks: ChunkStream
+    prompt_tokens: int
+    metrics: Metrics
+    completion_tokens: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    async def start(cls, request: ChatCompletionRequest, raw: Request,
+                    request_id: str | None = None) -> "ChatGeneration":
+        """Render, tokenize, make the engine parameters and wait for the first chunk (errors come before any 200)."""
+        model = registry_of(raw).chat_model(request.model)
+        rendered = model.render(request)
+        prompt_tokens = model.tokenize_prompt(rendered.prompt)
+        params = request.to_sampling_params(
+            model.defaults, max_tokens=request.new_token_limit(), stop_token_ids=model.stop_token_ids,
+            logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0,
+            grammar=grammar_for(request, model.tool_parser, rendered.tool_names),
+            skip_special_tokens=model.skip_special_tokens)
+        request_id = request_id or random_id("chatcmpl")
+        chunks = await start_generation(model.engine, prompt_tokens, params, request_id, raw, model.id)
+        return cls(request=request, model=model, request_id=request_id, tool_names=rendered.tool_names,
+                   chunks=chunks, prompt_tokens=len(prompt_tokens), metrics=metrics_of(raw))
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(self.completion_tokens.values())
+
+    def usage(self) -> Usage:
+        generated = self.generated_tokens
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=generated,
+                     total_tokens=self.prompt_tokens + generated)
+
+    def _counted(self) -> None:
+        self.metrics.count_tokens(self.model.id, self.prompt_tokens, self.generated_tokens)
+
+    async def results(self) -> list[ChoiceResult]:
+        """Every choice, whole, once generation has ended (the engine stream is closed in any case)."""
+        n = self.request.n
+        texts = [""] * n
+        finish: dict[int, str] = {}
+        logprobs: dict[int, list[TokenLogprob]] = {i: [] for i in range(n)}
+        try:
+            async for chunk in self.chunks:
+                texts[chunk.index] += chunk.text
+                if chunk.logprobs:
+                    logprobs[chunk.index].extend(chunk.logprobs)
+                self.completion_tokens[chunk.index] = chunk.completion_tokens
+                if chunk.finish_reason is not None:
+                    finish[chunk.index] = chunk.finish_reason
+        finally:
+            await self.chunks.aclose()
+        results = []
+        for index, text in enumerate(texts):
+            parser = self.model.output_parser(self.tool_names)  # fresh per choice
+            parsed = parser.parse(text)
+            reason = parser.finish_reason(finish.get(index, "stop")) or "stop"
+            results.append(ChoiceResult(index=index, parsed=parsed, finish_reason=reason, logprobs=logprobs[index]))
+        self._counted()
+        return results
+
+    async def events(self) -> AsyncIterator[ChoiceEvent]:
+        """One event per engine chunk, through fresh per-choice parsers (the caller closes ``chunks``)."""
+        parsers = [self.model.output_parser(self.tool_names) for _ in range(self.request.n)]  # fresh per choice
+        async for chunk in self.chunks:
+            parser = parsers[chunk.index]
+            self.completion_tokens[chunk.index] = chunk.completion_tokens
+            deltas = parser.feed(chunk.text) if chunk.text else []
+            if chunk.finish_reason is not None:
+                deltas += parser.finish()
+            reason = parser.finish_reason(chunk.finish_reason) if chunk.finish_reason is not None else None
+            yield ChoiceEvent(index=chunk.index, deltas=deltas, logprobs=chunk.logprobs, finish_reason=reason)
+        self._counted()
