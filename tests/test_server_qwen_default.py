@@ -149,3 +149,27 @@ def test_assistant_calls_render_as_the_template_writes_them(qwen_gguf: Path) -> 
             '</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>\n'
             '<|im_start|>assistant\n') in prompt
     assert '"description": "Get the current weather in a city"' in prompt  # the tool, in <tools>
+
+
+def test_models_retrieve(client: openai.OpenAI) -> None:
+    card = client.models.retrieve(MODEL)
+    assert card.id == MODEL and card.object == "model" and card.owned_by == "glm-edge" and card.created > 0
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("gpt-4o")
+    assert missing.value.status_code == 404 and "gpt-4o" in missing.value.message
+
+
+def test_the_sdk_raises_its_typed_errors(client: openai.OpenAI) -> None:
+    """What the openai SDK raises for the server's 404 and 400, with OpenAI's error body (type, param)."""
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.chat.completions.create(model="gpt-4o", messages=ASK_WEATHER, max_tokens=4)
+    assert isinstance(unknown.value.body, dict) and "gpt-4o" in unknown.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, temperature=5, max_tokens=4)
+    assert bad.value.status_code == 400 and isinstance(bad.value.body, dict)
+    assert bad.value.body["type"] == "invalid_request_error" and bad.value.body["param"] == "temperature"
+    with pytest.raises(openai.BadRequestError) as image:
+        client.chat.completions.create(model=MODEL, max_tokens=4, messages=[{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
+    assert "image_url" in image.value.message and MODEL in image.value.message
