@@ -158,6 +158,8 @@ def test_streamed_events(client: openai.OpenAI, url: str) -> None:
     sdk = list(client.responses.create(model=MODEL, temperature=0, stream=True, **body))  # type: ignore[arg-type]
     assert [e.type for e in sdk] == kinds
     assert sdk[-1].response.output_text == text == create(client, **body).output_text
+    with client.responses.stream(model=MODEL, temperature=0, **body) as manager:  # the SDK's accumulating helper
+        assert manager.get_final_response().output_text == text
 
 
 # ------------------------------------------------------------------------------------------------ tools

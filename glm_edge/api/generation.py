@@ -1,6 +1,7 @@
-"""One chat generation, shared by `/v1/chat/completions` and `/v1/responses`: the chat request rendered with the
-model's template, its engine stream, fresh output parsers per choice, the finish reasons and the token counts.
-The routes only format what this gives, whole (`results`) or piece by piece (`events`)."""
+"""One generation, shared by `/v1/chat/completions`, `/v1/responses` and `/v1/completions`: the engine stream with
+its token counts (`Generation`), and for chat the request rendered with the model's template and fresh output parsers
+per choice (`ChatGeneration`). The routes only format what this gives, whole (`collect`, `results`) or piece by
+piece (`stream`, `events`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from glm_edge.api.state import metrics_of, registry_of
 from glm_edge.api.streaming import start_generation
 from glm_edge.chat.deltas import DeltaMessage, ParsedOutput
 from glm_edge.chat_model import ChatModel
-from glm_edge.engine.types import ChunkStream, TokenLogprob
+from glm_edge.engine.types import ChunkStream, GenerationChunk, TokenLogprob
 
 
 def grammar_for(request: ChatCompletionRequest, tool_parser: str = "",
@@ -58,15 +59,64 @@ class ChoiceResult:
 
 
 @dataclass
-class ChatGeneration:
-    request: ChatCompletionRequest
+class Collected:
+    """Every choice of a generation that has ended: its text, engine finish reason and logprobs."""
+
+    texts: list[str]
+    finish: dict[int, str]
+    logprobs: dict[int, list[TokenLogprob]]
+
+
+@dataclass(kw_only=True)
+class Generation:
+    """One request's engine stream (``n`` choices) and its token counts, counted into the metrics once it has ended:
+    the accumulator that chat, the Responses API and text completions share."""
+
     model: ChatModel
     request_id: str
-    tool_names: list[str]
     chunks: ChunkStream
     prompt_tokens: int
+    n: int
     metrics: Metrics
     completion_tokens: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(self.completion_tokens.values())
+
+    def usage(self) -> Usage:
+        generated = self.generated_tokens
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=generated,
+                     total_tokens=self.prompt_tokens + generated)
+
+    async def stream(self) -> AsyncIterator[GenerationChunk]:
+        """The engine's chunks, noting each choice's token count (the caller closes ``chunks``)."""
+        async for chunk in self.chunks:
+            self.completion_tokens[chunk.index] = chunk.completion_tokens
+            yield chunk
+        self.metrics.count_tokens(self.model.id, self.prompt_tokens, self.generated_tokens)
+
+    async def collect(self) -> Collected:
+        """Every choice, whole, once generation has ended (the engine stream is closed in any case)."""
+        out = Collected(texts=[""] * self.n, finish={}, logprobs={i: [] for i in range(self.n)})
+        try:
+            async for chunk in self.stream():
+                out.texts[chunk.index] += chunk.text
+                if chunk.logprobs:
+                    out.logprobs[chunk.index].extend(chunk.logprobs)
+                if chunk.finish_reason is not None:
+                    out.finish[chunk.index] = chunk.finish_reason
+        finally:
+            await self.chunks.aclose()
+        return out
+
+
+@dataclass(kw_only=True)
+class ChatGeneration(Generation):
+    """A chat generation: the request rendered with the model's template, and fresh output parsers per choice."""
+
+    request: ChatCompletionRequest
+    tool_names: list[str]
 
     @classmethod
     async def start(cls, request: ChatCompletionRequest, raw: Request,
@@ -83,54 +133,27 @@ class ChatGeneration:
         request_id = request_id or random_id("chatcmpl")
         chunks = await start_generation(model.engine, prompt_tokens, params, request_id, raw, model.id)
         return cls(request=request, model=model, request_id=request_id, tool_names=rendered.tool_names,
-                   chunks=chunks, prompt_tokens=len(prompt_tokens), metrics=metrics_of(raw))
-
-    @property
-    def generated_tokens(self) -> int:
-        return sum(self.completion_tokens.values())
-
-    def usage(self) -> Usage:
-        generated = self.generated_tokens
-        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=generated,
-                     total_tokens=self.prompt_tokens + generated)
-
-    def _counted(self) -> None:
-        self.metrics.count_tokens(self.model.id, self.prompt_tokens, self.generated_tokens)
+                   chunks=chunks, prompt_tokens=len(prompt_tokens), n=request.n, metrics=metrics_of(raw))
 
     async def results(self) -> list[ChoiceResult]:
-        """Every choice, whole, once generation has ended (the engine stream is closed in any case)."""
-        n = self.request.n
-        texts = [""] * n
-        finish: dict[int, str] = {}
-        logprobs: dict[int, list[TokenLogprob]] = {i: [] for i in range(n)}
-        try:
-            async for chunk in self.chunks:
-                texts[chunk.index] += chunk.text
-                if chunk.logprobs:
-                    logprobs[chunk.index].extend(chunk.logprobs)
-                self.completion_tokens[chunk.index] = chunk.completion_tokens
-                if chunk.finish_reason is not None:
-                    finish[chunk.index] = chunk.finish_reason
-        finally:
-            await self.chunks.aclose()
+        """Every choice, parsed, once generation has ended."""
+        collected = await self.collect()
         results = []
-        for index, text in enumerate(texts):
+        for index, text in enumerate(collected.texts):
             parser = self.model.output_parser(self.tool_names)  # fresh per choice
             parsed = parser.parse(text)
-            reason = parser.finish_reason(finish.get(index, "stop")) or "stop"
-            results.append(ChoiceResult(index=index, parsed=parsed, finish_reason=reason, logprobs=logprobs[index]))
-        self._counted()
+            reason = parser.finish_reason(collected.finish.get(index, "stop")) or "stop"
+            results.append(ChoiceResult(index=index, parsed=parsed, finish_reason=reason,
+                                        logprobs=collected.logprobs[index]))
         return results
 
     async def events(self) -> AsyncIterator[ChoiceEvent]:
         """One event per engine chunk, through fresh per-choice parsers (the caller closes ``chunks``)."""
-        parsers = [self.model.output_parser(self.tool_names) for _ in range(self.request.n)]  # fresh per choice
-        async for chunk in self.chunks:
+        parsers = [self.model.output_parser(self.tool_names) for _ in range(self.n)]  # fresh per choice
+        async for chunk in self.stream():
             parser = parsers[chunk.index]
-            self.completion_tokens[chunk.index] = chunk.completion_tokens
             deltas = parser.feed(chunk.text) if chunk.text else []
             if chunk.finish_reason is not None:
                 deltas += parser.finish()
             reason = parser.finish_reason(chunk.finish_reason) if chunk.finish_reason is not None else None
             yield ChoiceEvent(index=chunk.index, deltas=deltas, logprobs=chunk.logprobs, finish_reason=reason)
-        self._counted()

@@ -1,4 +1,5 @@
-"""Text completions (`/v1/completions`): a raw prompt, no chat template, no parsers."""
+"""Text completions (`/v1/completions`): a raw prompt, no chat template, no parsers; the engine stream and its
+token counts through the same accumulator as chat (`glm_edge.api.generation.Generation`)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,19 @@ from typing import AsyncIterator, TypeGuard
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
-from glm_edge.api.metrics import Metrics
+from glm_edge.api.generation import Generation
 from glm_edge.api.protocol import (
     CompletionChoice,
     CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
-    Usage,
     now,
     random_id,
 )
 from glm_edge.api.state import metrics_of, registry_of
 from glm_edge.api.streaming import SSE_HEADERS, event_stream, sse, start_generation, unless_disconnected
 from glm_edge.chat_model import ChatModel
-from glm_edge.engine.types import ChunkStream, TokenLogprob
+from glm_edge.engine.types import TokenLogprob
 from glm_edge.errors import InvalidRequestError
 
 
@@ -64,44 +64,31 @@ async def create_completion(request: CompletionRequest, raw: Request) -> Complet
                                         top_logprobs=request.logprobs or 0, grammar=None)
     request_id = random_id("cmpl")
     chunks = await start_generation(model.engine, tokens, params, request_id, raw, model.id)
+    generation = Generation(model=model, request_id=request_id, chunks=chunks, prompt_tokens=len(tokens),
+                            n=request.n, metrics=metrics_of(raw))
     echo = model.engine.detokenize(tokens) if request.echo else ""
-    metrics = metrics_of(raw)
     if request.stream:
-        events = _events(request, model.id, request_id, echo, chunks, len(tokens), metrics)
-        return StreamingResponse(event_stream(events, chunks), media_type="text/event-stream", headers=SSE_HEADERS)
-    return await unless_disconnected(raw, _complete(request, model.id, request_id, echo, chunks, len(tokens),
-                                                     metrics, want_logprobs))
+        return StreamingResponse(event_stream(_events(request, generation, echo), chunks),
+                                 media_type="text/event-stream", headers=SSE_HEADERS)
+    return await unless_disconnected(raw, _complete(request, generation, echo, want_logprobs))
 
 
-async def _complete(request: CompletionRequest, model_id: str, request_id: str, echo: str,
-                    chunks: ChunkStream, n_prompt: int, metrics: Metrics,
+async def _complete(request: CompletionRequest, generation: Generation, echo: str,
                     want_logprobs: bool) -> CompletionResponse:
-    texts = {i: echo for i in range(request.n)}
-    lps: dict[int, list[TokenLogprob]] = {i: [] for i in range(request.n)}
-    finish: dict[int, str] = {}
-    generated: dict[int, int] = {}
-    async for chunk in chunks:
-        texts[chunk.index] += chunk.text
-        lps[chunk.index].extend(chunk.logprobs or [])
-        generated[chunk.index] = chunk.completion_tokens
-        if chunk.finish_reason:
-            finish[chunk.index] = chunk.finish_reason
-    total = sum(generated.values())
-    metrics.count_tokens(model_id, n_prompt, total)
-    choices = [CompletionChoice(index=i, text=texts[i], finish_reason=finish.get(i, "stop"),
-                                logprobs=_logprobs(lps[i]) if want_logprobs else None) for i in range(request.n)]
-    return CompletionResponse(id=request_id, model=model_id, choices=choices,
-                              usage=Usage(prompt_tokens=n_prompt, completion_tokens=total,
-                                          total_tokens=n_prompt + total))
+    collected = await generation.collect()
+    choices = [CompletionChoice(index=i, text=echo + text, finish_reason=collected.finish.get(i, "stop"),
+                                logprobs=_logprobs(collected.logprobs[i]) if want_logprobs else None)
+               for i, text in enumerate(collected.texts)]
+    return CompletionResponse(id=generation.request_id, model=generation.model.id, choices=choices,
+                              usage=generation.usage())
 
 
-async def _events(request: CompletionRequest, model_id: str, request_id: str, echo: str,
-                  chunks: ChunkStream, n_prompt: int, metrics: Metrics) -> AsyncIterator[str]:
+async def _events(request: CompletionRequest, generation: Generation, echo: str) -> AsyncIterator[str]:
     created = now()
-    generated: dict[int, int] = {}
+    model_id = generation.model.id
 
     def body(index: int, text: str, finish: str | None, logprobs: CompletionLogprobs | None = None) -> str:
-        response = CompletionResponse(id=request_id, created=created, model=model_id,
+        response = CompletionResponse(id=generation.request_id, created=created, model=model_id,
                                       choices=[CompletionChoice(index=index, text=text, finish_reason=finish,
                                                                 logprobs=logprobs)])
         return sse(response.model_dump_json(exclude={"usage"}))
@@ -109,15 +96,11 @@ async def _events(request: CompletionRequest, model_id: str, request_id: str, ec
     if echo:
         for index in range(request.n):
             yield body(index, echo, None)
-    async for chunk in chunks:
-        generated[chunk.index] = chunk.completion_tokens
+    async for chunk in generation.stream():
         lp = _logprobs(chunk.logprobs or []) if request.logprobs is not None else None
         if chunk.text or chunk.finish_reason:
             yield body(chunk.index, chunk.text, chunk.finish_reason, lp)
-    total = sum(generated.values())
-    metrics.count_tokens(model_id, n_prompt, total)
     if request.stream_options and request.stream_options.include_usage:
-        usage = CompletionResponse(id=request_id, created=created, model=model_id, choices=[],
-                                   usage=Usage(prompt_tokens=n_prompt, completion_tokens=total,
-                                               total_tokens=n_prompt + total))
+        usage = CompletionResponse(id=generation.request_id, created=created, model=model_id, choices=[],
+                                   usage=generation.usage())
         yield sse(usage.model_dump_json())
