@@ -136,6 +136,20 @@ def test_max_output_tokens_cuts_the_answer(client: openai.OpenAI) -> None:
     assert answer.usage.output_tokens == 5 and answer.output[0].status == "incomplete"
 
 
+def test_text_format_json_schema(client: openai.OpenAI, url: str) -> None:
+    """`text.format` becomes the chat request's response_format: a grammar holds the answer to the schema."""
+    schema = {"type": "object", "properties": {"capital": {"type": "string"}}, "required": ["capital"],
+              "additionalProperties": False}
+    answer = create(client, input="What is the capital of France? Answer in JSON.", max_output_tokens=32,
+                    text={"format": {"type": "json_schema", "name": "capital", "schema": schema, "strict": True}})
+    assert "Paris" in json.loads(answer.output_text)["capital"]
+    assert answer.text.format.type == "json_schema"
+    events = raw_events(url, {"input": "What is the capital of France? Answer in JSON.", "max_output_tokens": 32,
+                              "text": {"format": {"type": "json_schema", "name": "capital", "schema": schema}}})
+    assert events[-1]["response"]["text"]["format"]["schema"] == schema
+    assert json.loads(events[-1]["response"]["output"][0]["content"][0]["text"]) == json.loads(answer.output_text)
+
+
 def test_streamed_events(client: openai.OpenAI, url: str) -> None:
     body = {"input": FRANCE, "max_output_tokens": 32}
     events = raw_events(url, body)
@@ -273,9 +287,10 @@ def test_reasoning_items_on_r1(r1_url: str) -> None:
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]}], }, 400,
      "input_image part"),
     ({"input": FRANCE, "max_output_tokens": 0}, 400, "max_output_tokens"),
+    ({"input": FRANCE, "text": {"format": {"type": "json_schema", "name": "x"}}}, 400, "needs a name and a schema"),
     ({"input": FRANCE, "model": "gpt-4o"}, 404, "gpt-4o"),
 ], ids=["previous-response", "empty-input", "unknown-item", "hosted-tool", "unknown-tool-choice", "image",
-        "zero-tokens", "unknown-model"])
+        "zero-tokens", "schema-missing", "unknown-model"])
 def test_errors_in_openai_shape(url: str, body: dict[str, Any], status: int, says: str) -> None:
     res = httpx.post(f"{url}/v1/responses", json={"model": MODEL, **body}, timeout=60)
     assert res.status_code == status, res.text

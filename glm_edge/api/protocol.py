@@ -562,11 +562,19 @@ class ResponseNamedToolChoice(RequestModel):
 
 
 class ResponseTextFormat(RequestModel):
+    """``text.format``: plain text, any JSON object, or JSON following ``schema`` (echoed as given)."""
+
     type: Literal["text", "json_object", "json_schema"] = "text"
-    name: str | None = None
-    description: str | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    strict: bool | None = None
+    name: str | None = omitted_when_none()
+    description: str | None = omitted_when_none()
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema", exclude_if=_is_none)
+    strict: bool | None = omitted_when_none()
+
+    @model_validator(mode="after")
+    def _schema_named(self) -> "ResponseTextFormat":
+        if self.type == "json_schema" and (self.schema_ is None or not self.name):
+            raise ValueError("a json_schema format needs a name and a schema")
+        return self
 
 
 class ResponseTextConfig(RequestModel):

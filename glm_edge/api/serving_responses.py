@@ -183,7 +183,7 @@ class _Numbered:
 
     def __call__(self, event: ResponseStreamEvent) -> str:
         event.sequence_number, self.next = self.next, self.next + 1
-        return sse(event.model_dump_json(), event=event.type)
+        return sse(event.model_dump_json(by_alias=True), event=event.type)
 
 
 async def _events(generation: ChatGeneration, base: ResponseObject, send: _Numbered) -> AsyncIterator[str]:
