@@ -7,6 +7,8 @@ both routes are one serving path."""
 from __future__ import annotations
 
 import json
+import signal
+from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
@@ -15,7 +17,7 @@ import pytest
 
 from glm_edge_convert import synthesize
 from tests import test_server_qwen_default
-from tests.server_process import running_server
+from tests.server_process import running_server, server_process
 from tests.test_openapi_conformance import assert_valid, component, response_schema
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
@@ -304,3 +306,29 @@ def test_previous_response_id_through_the_sdk(client: openai.OpenAI) -> None:
     error = caught.value.body
     assert isinstance(error, dict) and error["param"] == "previous_response_id"
     assert "not supported" in error["message"] and error["code"] == "unsupported_parameter"
+
+
+def test_an_error_after_the_200_is_the_error_event(tmp_path: Path, default_gguf: Path) -> None:
+    """SIGTERM cuts a streamed response off after the grace period: the stream ends with the Responses API's own
+    `error` event, numbered on from the events before it; no `response.completed` and no `[DONE]`."""
+    events: list[dict[str, Any]] = []
+    names: list[str] = []
+    with server_process("gemma-3-270m", "--no-embedding", "--parallel", "1", "--ctx-size", "2048", "--threads", "2",
+                        "--shutdown-grace", "1", log_path=tmp_path / "serve.log") as (url, proc):
+        body = {"model": "gemma-3-270m", "input": "1, 2, 3, 4, 5, 6, 7, 8,", "temperature": 0, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/responses", json=body, timeout=300) as res:
+            assert res.status_code == 200
+            for line in res.iter_lines():
+                if line.startswith("event: "):
+                    names.append(line[7:])
+                elif line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if events[-1]["type"] == "response.output_text.delta" and len(names) == len(events) == 5:
+                        proc.send_signal(signal.SIGTERM)  # the first piece of text has come: far from the end
+        assert proc.wait(timeout=60) == 0
+    assert names == [e["type"] for e in events] and [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[4]["type"] == "response.output_text.delta"
+    error = events[-1]
+    assert_valid(error, component("ResponseErrorEvent"))
+    assert error["type"] == "error" and error["code"] == "server_shutting_down" and "grace period" in error["message"]
+    assert not any(e["type"] in ("response.completed", "response.incomplete") for e in events)
