@@ -53,7 +53,8 @@ def _padded(n: int, multiple: int = 64) -> int:
     return (n + multiple - 1) // multiple * multiple
 
 
-def _round_weights(model: Any, seed: int, std: float) -> None:
+def round_weights(model: Any, seed: int, std: float = 0.15) -> None:
+    """Random weights (norms near 1) rounded to bf16, so every stored dtype holds them exactly."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -154,7 +155,7 @@ def _build_hf(form: str, directory: Path, seed: int) -> tuple[Any, Any]:
         fast = _save_tokenizer(tok, directory, bos=R1_SPECIAL[0], eos=R1_SPECIAL[1], pad=R1_SPECIAL[1],
                                template=R1_TEMPLATE, add_bos=True)
     model.eval()
-    _round_weights(model, seed, std=0.15)
+    round_weights(model, seed, std=0.15)
     return model, fast
 
 
@@ -278,7 +279,7 @@ def build_tiny_chatglm_real_vocab(tokenizer_dir: Path, directory: Path, seed: in
                                         "partial_rotary_factor": 0.5})
     model = GlmForCausalLM(config)
     model.eval()
-    _round_weights(model, seed, std=0.15)
+    round_weights(model, seed, std=0.15)
     _write_chatglm_weights(model, directory, "bf16", 1, base_config=real)
     shutil.copyfile(tokenizer_dir / "tokenizer.model", directory / "tokenizer.model")
     tok_cfg = json.loads((tokenizer_dir / "tokenizer_config.json").read_text(encoding="utf-8"))

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tiny import GLM_TEMPLATE, save_safetensors, save_thudm_weights, train_tokenizer, write_glm4_tiktoken_files
+from .tiny import (
+    GLM_TEMPLATE,
+    round_weights,
+    save_safetensors,
+    save_thudm_weights,
+    train_tokenizer,
+    write_glm4_tiktoken_files,
+)
 from .vocab import GLM4_REGEX, GLM4_SPECIAL_TOKENS
 
 FAMILY_FORMS = ("chatglm3", "glm-4-9b", "glm-4-9b-chat-1m", "glm-edge")
@@ -36,19 +43,6 @@ class TinyShape:
     kv_heads: int = 2
     ffn: int = 96
     layers: int = 2
-
-
-def _round_weights(model: Any, seed: int, std: float = 0.15) -> None:
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(std * torch.randn(p.shape, generator=g))
-            p.copy_(p.to(torch.bfloat16).to(torch.float32))
 
 
 def _glm_reference(shape: TinyShape, vocab: int, *, rope_theta: float, partial: float, bias: bool, tied: bool,
@@ -65,7 +59,7 @@ def _glm_reference(shape: TinyShape, vocab: int, *, rope_theta: float, partial: 
                                                           "partial_rotary_factor": partial})
     model = GlmForCausalLM(config)
     model.eval()  # type: ignore[no-untyped-call]
-    _round_weights(model, seed)
+    round_weights(model, seed)
     return model
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .tiny import _round_weights, save_safetensors
+from .tiny import round_weights, save_safetensors
 
 # Files of a tokenizer folder that are copied unchanged into the checkpoint, when present.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
@@ -133,7 +133,7 @@ def build_real_vocab_checkpoint(form: str, tokenizer_dir: Path, directory: Path,
     torch.manual_seed(seed)
     model = _hf_model(form, spec, vocab_size, ids[bos], ids[eos])
     model.eval()
-    _round_weights(model, seed, std=0.15)
+    round_weights(model, seed, std=0.15)
     model.config.architectures = [spec.architecture]
     model.config.save_pretrained(str(directory))
     state = dict(model.state_dict())

@@ -62,3 +62,12 @@ def running_server(*args: str, env: dict[str, str] | None = None, timeout: float
                    log_path: Path | None = None) -> Iterator[str]:
     with server_process(*args, env=env, timeout=timeout, log_path=log_path) as (url, _):
         yield url
+
+
+@contextmanager
+def running_default(log_dir: Path, *, embeddings: bool = False) -> Iterator[str]:
+    """The server on the embedded default chat model (Qwen2.5-Coder-0.5B-Instruct) as the answer-quality and
+    client tests use it: 2 slots of 2 048 tokens, 2 threads; embeddings only when asked. Yields the /v1 URL."""
+    args = ["--parallel", "2", "--ctx-size", "2048", "--threads", "2"] + ([] if embeddings else ["--no-embedding"])
+    with running_server(*args, log_path=log_dir / "serve.log") as url:
+        yield f"{url}/v1"

@@ -31,7 +31,7 @@ from agents import (
 )
 from openai import AsyncOpenAI
 
-from tests.server_process import running_server
+from tests.server_process import running_default
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 WEATHER = "sunny, 18 degrees Celsius"
@@ -39,10 +39,8 @@ WEATHER = "sunny, 18 degrees Celsius"
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("agents-server") / "serve.log"
-    with running_server("--no-embedding", "--parallel", "2", "--ctx-size", "2048", "--threads", "2",
-                        log_path=log) as url:
-        yield f"{url}/v1"
+    with running_default(tmp_path_factory.mktemp("agents-server")) as url:
+        yield url
 
 
 @pytest.mark.parametrize("api", ["chat_completions", "responses"])

@@ -16,7 +16,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import BaseModel, Field
 
-from tests.server_process import running_server
+from tests.server_process import running_default
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -25,9 +25,8 @@ FRANCE = "What is the capital of France?"
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("langchain-server") / "serve.log"
-    with running_server("--parallel", "2", "--ctx-size", "2048", "--threads", "2", log_path=log) as url:
-        yield f"{url}/v1"
+    with running_default(tmp_path_factory.mktemp("langchain-server"), embeddings=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from tests.server_process import running_server
+from tests.server_process import running_default
 
 # LiteLLM fetches its model-cost map from GitHub at import unless told to use the copy it ships
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -28,9 +28,8 @@ WEATHER_TOOL = {"type": "function", "function": {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Iterator[dict[str, Any]]:
-    log = tmp_path_factory.mktemp("litellm-server") / "serve.log"
-    with running_server("--parallel", "2", "--ctx-size", "2048", "--threads", "2", log_path=log) as url:
-        yield {"api_base": f"{url}/v1", "api_key": "unused", "timeout": 180, "num_retries": 0}
+    with running_default(tmp_path_factory.mktemp("litellm-server"), embeddings=True) as url:
+        yield {"api_base": url, "api_key": "unused", "timeout": 180, "num_retries": 0}
 
 
 def test_completion(server: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.llms.openai_like import OpenAILike
 
-from tests.server_process import running_server
+from tests.server_process import running_default
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 FRANCE = "What is the capital of France?"
@@ -19,10 +19,8 @@ FRANCE = "What is the capital of France?"
 
 @pytest.fixture(scope="module")
 def llm(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Iterator[OpenAILike]:
-    log = tmp_path_factory.mktemp("llamaindex-server") / "serve.log"
-    with running_server("--no-embedding", "--parallel", "2", "--ctx-size", "2048", "--threads", "2",
-                        log_path=log) as url:
-        yield OpenAILike(model=MODEL, api_base=f"{url}/v1", api_key="unused", is_chat_model=True,
+    with running_default(tmp_path_factory.mktemp("llamaindex-server")) as url:
+        yield OpenAILike(model=MODEL, api_base=url, api_key="unused", is_chat_model=True,
                          context_window=2048, temperature=0, max_tokens=32, max_retries=0, timeout=180)
 
 

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import openai
 import pytest
 
-from tests.server_process import running_server
+from tests.server_process import running_default
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
 WEATHER_TOOL = {"type": "function", "function": {
@@ -24,10 +24,8 @@ ASK_WEATHER = [{"role": "user", "content": "What's the weather in Paris?"}]
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Iterator[openai.OpenAI]:
-    log = tmp_path_factory.mktemp("qwen-server") / "serve.log"
-    with running_server("--no-embedding", "--parallel", "2", "--ctx-size", "2048", "--threads", "2",
-                        log_path=log) as url:
-        yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=180)
+    with running_default(tmp_path_factory.mktemp("qwen-server")) as url:
+        yield openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=180)
 
 
 def test_the_default_is_qwen(client: openai.OpenAI) -> None:
