@@ -4,20 +4,13 @@ generation defaults, reasoning and tool parsers), resolved once at load time."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from pydantic import BaseModel
-
-from glm_edge.api.protocol import ChatCompletionRequest
 from glm_edge.catalog import CatalogEntry
 from glm_edge.chat.output import ChatOutputParser
-from glm_edge.chat.prompt import RenderedPrompt, render_chat_prompt
+from glm_edge.chat.prompt import ChatInput, RenderedPrompt, render_chat_prompt
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.engine.types import Engine
-
-
-def _dump(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
-    return [item.model_dump(exclude_none=True, by_alias=True) for item in items]
 
 
 @dataclass
@@ -42,14 +35,10 @@ class ChatModel:
         between calls, reasoning tags that a GGUF marks as control). Stop tokens are never in the text."""
         return not (self.reasoning_parser or self.tool_parser)
 
-    def render(self, request: ChatCompletionRequest) -> RenderedPrompt:
-        choice = request.tool_choice
-        tool_choice = choice if choice is None or isinstance(choice, str) else choice.model_dump()
-        history = None if request.history is None else _dump(request.history)
-        tools = None if request.tools is None else _dump(request.tools)
-        return render_chat_prompt(self.template, self.family, _dump(request.messages), history=history,
-                                  tools=tools, tool_choice=tool_choice, bos_token=self.bos_token,
-                                  eos_token=self.eos_token, model=self.id)
+    def render(self, chat: ChatInput) -> RenderedPrompt:
+        return render_chat_prompt(self.template, self.family, chat.messages, history=chat.history, tools=chat.tools,
+                                  tool_choice=chat.tool_choice, bos_token=self.bos_token, eos_token=self.eos_token,
+                                  model=self.id)
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         """Special tokens parsed, no BOS added: the templates emit their own."""

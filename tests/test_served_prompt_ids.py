@@ -91,7 +91,7 @@ def served_ids(model: ChatModel, messages: list[Message], tools: list[Message] |
     if tools is not None:
         body["tools"] = copy.deepcopy(tools)
     request = ChatCompletionRequest.model_validate(body)
-    return model.tokenize_prompt(model.render(request).prompt)
+    return model.tokenize_prompt(model.render(request.chat_input()).prompt)
 
 
 def _input_ids(encoded: Any) -> list[int]:
@@ -227,7 +227,8 @@ def test_glm4_sabotages_fail_the_comparison(glm4: Served) -> None:
     for _name, messages, tools in GLM4_CASES:
         reference = glm4.reference(messages, tools)
         assert served_ids(wrong_newline, messages, tools) != reference
-        prompt = glm4.model.render(ChatCompletionRequest.model_validate({"messages": messages, "tools": tools})).prompt
+        request = ChatCompletionRequest.model_validate({"messages": messages, "tools": tools})
+        prompt = glm4.model.render(request.chat_input()).prompt
         assert glm4.model.engine.tokenize(prompt, add_special=False, parse_special=False) != reference
 
 
@@ -242,7 +243,7 @@ def test_r1_sabotages_fail_the_comparison(r1: Served) -> None:
     for _name, messages in R1_CASES:
         reference = r1.reference(messages, None)
         assert served_ids(wrong_newline, messages) != reference
-        prompt = r1.model.render(ChatCompletionRequest.model_validate({"messages": messages})).prompt
+        prompt = r1.model.render(ChatCompletionRequest.model_validate({"messages": messages}).chat_input()).prompt
         engine = r1.model.engine
         assert engine.tokenize(prompt, add_special=False, parse_special=False) != reference
         assert (engine.tokenize(prompt, add_special=True, parse_special=True) != reference) is adds_bos

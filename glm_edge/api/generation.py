@@ -123,7 +123,7 @@ class ChatGeneration(Generation):
                     request_id: str | None = None) -> "ChatGeneration":
         """Render, tokenize, make the engine parameters and wait for the first chunk (errors come before any 200)."""
         model = registry_of(raw).chat_model(request.model)
-        rendered = model.render(request)
+        rendered = model.render(request.chat_input())
         prompt_tokens = model.tokenize_prompt(rendered.prompt)
         params = request.to_sampling_params(
             model.defaults, max_tokens=request.new_token_limit(), stop_token_ids=model.stop_token_ids,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from glm_edge.chat.deltas import new_tool_call_id
+from glm_edge.chat.prompt import ChatInput
 from glm_edge.engine.types import SamplingParams
 from glm_edge.errors import InvalidRequestError
 
@@ -246,6 +247,17 @@ class ChatCompletionRequest(SamplingFields):
 
     def new_token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def chat_input(self) -> ChatInput:
+        """The messages, history, tools and tool choice as the chat layer takes them (plain data)."""
+        def dump(items: list[ChatMessage] | list[ToolDefinition]) -> list[dict[str, Any]]:
+            return [item.model_dump(exclude_none=True, by_alias=True) for item in items]
+
+        choice = self.tool_choice
+        return ChatInput(messages=dump(self.messages),
+                         history=None if self.history is None else dump(self.history),
+                         tools=None if self.tools is None else dump(self.tools),
+                         tool_choice=choice if choice is None or isinstance(choice, str) else choice.model_dump())
 
 
 class TopLogprob(BaseModel):

@@ -9,6 +9,16 @@ from glm_edge.chat.conversation import normalize_messages, normalize_tools, to_t
 from glm_edge.chat.template import ChatTemplate
 
 
+@dataclass(frozen=True)
+class ChatInput:
+    """What a chat request gives the chat layer, as plain data (the API layer builds it from its wire types)."""
+
+    messages: list[dict[str, Any]]
+    history: list[dict[str, Any]] | None = None  # GLM-API servers: earlier turns, prepended to messages
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+
+
 @dataclass
 class RenderedPrompt:
     prompt: str  # tokenize with special tokens parsed and no extra BOS
