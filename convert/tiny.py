@@ -231,15 +231,13 @@ def save_thudm_weights(model: Any, directory: Path, dtype: str, shards: int) -> 
     save_safetensors(out, directory, dtype, shards)
 
 
-def _write_chatglm_weights(model: Any, directory: Path, dtype: str, shards: int,
-                           base_config: dict[str, Any] | None = None) -> None:
-    """The GlmForCausalLM ``model`` in THUDM's ChatGLMModel tensor names and config.json (over ``base_config``)."""
+def _write_chatglm_weights(model: Any, directory: Path, dtype: str, shards: int) -> None:
+    """The GlmForCausalLM ``model`` in THUDM's ChatGLMModel tensor names and config.json."""
     save_thudm_weights(model, directory, dtype, shards)
     cfg = model.config
     n = cfg.num_hidden_layers
     rope_theta = cfg.rope_parameters["rope_theta"]
-    config = dict(base_config or {})
-    config.update({
+    config = {
         "architectures": ["ChatGLMModel"], "model_type": "chatglm", "add_bias_linear": False, "add_qkv_bias": True,
         "ffn_hidden_size": cfg.intermediate_size, "hidden_size": cfg.hidden_size, "kv_channels": cfg.head_dim,
         "layernorm_epsilon": cfg.rms_norm_eps, "multi_query_attention": True,
@@ -248,48 +246,8 @@ def _write_chatglm_weights(model: Any, directory: Path, dtype: str, shards: int,
         "rmsnorm": True, "rope_ratio": rope_theta / 10000.0, "seq_length": cfg.max_position_embeddings,
         "eos_token_id": cfg.eos_token_id, "pad_token_id": cfg.pad_token_id, "torch_dtype": "bfloat16",
         "tie_word_embeddings": False,
-    })
+    }
     (directory / "config.json").write_text(json.dumps(config, indent=1))
-
-
-def build_tiny_chatglm_real_vocab(tokenizer_dir: Path, directory: Path, seed: int = 0,
-                                  chat_template: str | None = None) -> Any:
-    """A tiny random-weight checkpoint in THUDM/glm-4-9b-chat's layout around a *real* tokenizer.
-
-    ``tokenizer_dir`` holds the model's own ``tokenizer.model``, ``tokenizer_config.json`` and
-    ``config.json``: they are copied unchanged (``chat_template``, when given, replaces the template), the
-    embedding gets the real ``padded_vocab_size`` rows and the real stop/pad ids, and only depth and widths
-    shrink. Returns the float32 GlmForCausalLM with the same weights (the reference network).
-    """
-    import shutil
-
-    import torch
-    from transformers import GlmConfig, GlmForCausalLM
-
-    tokenizer_dir, directory = Path(tokenizer_dir), Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    real = json.loads((tokenizer_dir / "config.json").read_text())
-    torch.manual_seed(seed)
-    eos = real["eos_token_id"]
-    config = GlmConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=96,
-                       num_hidden_layers=2, max_position_embeddings=4096, vocab_size=real["padded_vocab_size"],
-                       eos_token_id=eos, pad_token_id=real["pad_token_id"], attention_bias=True,
-                       rms_norm_eps=real["layernorm_epsilon"], tie_word_embeddings=False, head_dim=16,
-                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0 * real.get("rope_ratio", 1),
-                                        "partial_rotary_factor": 0.5})
-    model = GlmForCausalLM(config)
-    model.eval()
-    round_weights(model, seed, std=0.15)
-    _write_chatglm_weights(model, directory, "bf16", 1, base_config=real)
-    shutil.copyfile(tokenizer_dir / "tokenizer.model", directory / "tokenizer.model")
-    tok_cfg = json.loads((tokenizer_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    if chat_template is not None:
-        tok_cfg["chat_template"] = chat_template
-    (directory / "tokenizer_config.json").write_text(json.dumps(tok_cfg, ensure_ascii=False, indent=1),
-                                                    encoding="utf-8")
-    if (tokenizer_dir / "generation_config.json").is_file():
-        shutil.copyfile(tokenizer_dir / "generation_config.json", directory / "generation_config.json")
-    return model
 
 
 def tiny_checkpoint_config(directory: Path) -> dict[str, Any]:

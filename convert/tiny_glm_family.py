@@ -76,25 +76,30 @@ def _shrunk_thudm_config(base: dict[str, Any], shape: TinyShape, vocab: int, seq
     return config
 
 
-def build_chatglm3(directory: Path, tokenizer_dir: Path, *, rope_ratio: float | None = None, seed: int = 0,
-                   shape: TinyShape = TinyShape()) -> Any:
-    """A tiny chatglm3-6b (THUDM layout) with the real tokenizer files of ``tokenizer_dir``; returns the reference.
+def build_thudm_real_vocab(directory: Path, tokenizer_dir: Path, *, rope_ratio: float | None = None, seed: int = 0,
+                           shape: TinyShape = TinyShape()) -> Any:
+    """A tiny checkpoint in THUDM's ChatGLMModel layout (chatglm3-6b, glm-4-9b-chat) around the real tokenizer
+    files of ``tokenizer_dir``; returns the reference (GlmForCausalLM with the same weights).
 
-    ``tokenizer_dir`` holds THUDM's config.json, tokenizer.model and tokenizer_config.json. The embedding keeps
-    the real padded_vocab_size, so every real token id is a row.
+    ``tokenizer_dir`` holds THUDM's config.json, tokenizer.model and tokenizer_config.json (and, where the model
+    has them, generation_config.json and tokenization_chatglm.py), copied unchanged. The embedding keeps the real
+    padded_vocab_size, so every real token id is a row; ``rope_ratio`` overrides the config's own.
     """
     directory, tokenizer_dir = Path(directory), Path(tokenizer_dir)
     directory.mkdir(parents=True, exist_ok=True)
     base = json.loads((tokenizer_dir / "config.json").read_text(encoding="utf-8"))
     vocab = int(base["padded_vocab_size"])
-    model = _glm_reference(shape, vocab, rope_theta=10000.0 * (rope_ratio or 1.0), partial=0.5, bias=True,
-                           tied=False, eps=float(base["layernorm_epsilon"]), eos=[int(base["eos_token_id"])],
+    ratio = rope_ratio if rope_ratio is not None else base.get("rope_ratio")
+    eos = base["eos_token_id"]
+    model = _glm_reference(shape, vocab, rope_theta=10000.0 * float(ratio or 1.0), partial=0.5, bias=True,
+                           tied=False, eps=float(base["layernorm_epsilon"]),
+                           eos=[int(i) for i in (eos if isinstance(eos, list) else [eos])],
                            pad=int(base["pad_token_id"]), seed=seed)
     config = _shrunk_thudm_config(base, shape, vocab, int(base["seq_length"]))
-    if rope_ratio is not None:
-        config["rope_ratio"] = rope_ratio
+    if ratio is not None:
+        config["rope_ratio"] = ratio
     (directory / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    for name in ("tokenizer.model", "tokenizer_config.json", "tokenization_chatglm.py"):
+    for name in ("tokenizer.model", "tokenizer_config.json", "generation_config.json", "tokenization_chatglm.py"):
         if (tokenizer_dir / name).is_file():
             shutil.copyfile(tokenizer_dir / name, directory / name)
     save_thudm_weights(model, directory, "bf16", 2)

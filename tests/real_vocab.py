@@ -69,8 +69,8 @@ def convert_real_glm4(directory: Path, seed: int = 11) -> tuple[Path, Any]:
     """A tiny random-weight checkpoint in THUDM's glm-4-9b-chat layout around the real tokenizer files
     (``directory/hf``), converted to ``directory/glm-4-9b-chat-F16.gguf``; returns (GGUF, transformers model)."""
     from glm_edge_convert import convert_to_gguf
-    from glm_edge_convert.tiny import build_tiny_chatglm_real_vocab
+    from glm_edge_convert.tiny_glm_family import build_thudm_real_vocab
 
-    model = build_tiny_chatglm_real_vocab(GLM4_DIR, directory / "hf", seed=seed)
+    model = build_thudm_real_vocab(directory / "hf", GLM4_DIR, seed=seed)
     gguf_path = convert_to_gguf(directory / "hf", directory / GLM4_GGUF_NAME, "F16", progress=False)
     return Path(gguf_path), model

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from glm_edge_convert import convert_to_gguf
 from glm_edge_convert.parity import LogitsParity, compare_logits, gguf_metadata, llama_logits, llama_tokenize
 from glm_edge_convert.sentencepiece_vocab import CHATGLM3_SPECIAL_TOKENS, read_sentencepiece
-from glm_edge_convert.tiny_glm_family import TinyShape, build_chatglm3, build_glm4_thudm, build_glm_edge
+from glm_edge_convert.tiny_glm_family import TinyShape, build_glm4_thudm, build_glm_edge, build_thudm_real_vocab
 
 CHATGLM3_DIR = Path(__file__).parent / "data" / "chatglm3-6b"
 
@@ -79,7 +79,7 @@ def _chatglm3_tokenizer_module() -> ModuleType:
 @pytest.fixture(scope="module")
 def chatglm3(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Path]:
     directory = tmp_path_factory.mktemp("chatglm3")
-    model = build_chatglm3(directory / "hf", CHATGLM3_DIR, seed=5)
+    model = build_thudm_real_vocab(directory / "hf", CHATGLM3_DIR, seed=5)
     gguf_path = convert_to_gguf(directory / "hf", directory / "chatglm3-f16.gguf", "F16", progress=False)
     return directory, model, gguf_path
 
@@ -209,7 +209,7 @@ def test_chatglm3_logits_match_transformers(chatglm3: tuple[Path, Any, Path], th
 def test_chatglm3_rope_ratio_of_the_long_context_variants(tmp_path: Path, thudm_sp: Any) -> None:
     """chatglm3-6b-32k / -128k scale the rope base with rope_ratio; the conversion must follow it."""
     # head_dim 32 (rope on 16 dims), so a wrong base shows on the low-frequency pairs too
-    model = build_chatglm3(tmp_path / "hf", CHATGLM3_DIR, rope_ratio=50.0, seed=6,
+    model = build_thudm_real_vocab(tmp_path / "hf", CHATGLM3_DIR, rope_ratio=50.0, seed=6,
                            shape=TinyShape(hidden=64, heads=2, kv_heads=1, ffn=96, layers=2))
     ids = [thudm_sp.special_tokens["[gMASK]"], thudm_sp.special_tokens["sop"]] + thudm_sp.encode(PROMPT * 2)
     ref = _reference(model, ids)
