@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Callable, Literal, Union, get_args, get_origin
 
 import click
+from pydantic import AliasChoices
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from glm_edge.errors import ConfigError
 
@@ -28,35 +32,72 @@ def main() -> None:
 # ---------------------------------------------------------------------------------------------- serve
 
 
+def _flag_type(annotation: Any) -> tuple[Any, bool]:
+    """The click type of a Settings field and whether the flag repeats (list fields)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return click.Choice([str(a) for a in get_args(annotation)]), False
+    if origin in (Union, UnionType) and len(args) == 1:
+        return _flag_type(args[0])
+    if origin is list:
+        return str, True  # each value may hold several, comma-separated; pydantic converts the items
+    if annotation is Path:
+        return click.Path(path_type=Path), False
+    if annotation in (int, float, str):
+        return annotation, False
+    return str, False
+
+
+def _env_names(name: str, field: FieldInfo) -> list[str]:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(a) for a in alias.choices if isinstance(a, str) and a.isupper()]
+    return [f"GLM_EDGE_{name.upper()}"]
+
+
+def settings_options(exclude: set[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One click option per `Settings` field (the model is the one place a setting is declared): the flag is
+    the field's name (or its `flag` extra), the help its description, default and environment names."""
+    from glm_edge.settings import Settings
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for name, field in reversed(list(Settings.model_fields.items())):
+            if name in exclude:
+                continue
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            flag = "--" + str(extra.get("flag", name.replace("_", "-")))
+            notes = []
+            if field.default is not None and field.default is not PydanticUndefined and field.default is not False:
+                notes.append(str(field.default))
+            notes.append("env " + " or ".join(_env_names(name, field)))
+            help_text = f"{field.description} [{'; '.join(notes)}]"
+            if field.annotation is bool:
+                option = click.option(flag, name, is_flag=True, default=None, help=help_text)
+            else:
+                kind, repeat = _flag_type(field.annotation)
+                if repeat:
+                    help_text += " (repeatable, or comma-separated)"
+                option = click.option(flag, name, type=kind, multiple=repeat, help=help_text)
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _given(flags: dict[str, Any]) -> dict[str, Any]:
+    """Flags as `load_settings` takes them: repeated values split on commas, unset flags left out."""
+    out: dict[str, Any] = {}
+    for name, value in flags.items():
+        if isinstance(value, tuple):
+            value = [item.strip() for part in value for item in part.split(",") if item.strip()]
+        out[name] = value
+    return out
+
+
 @main.command()
 @click.argument("model", required=False)
-@click.option("--embedding", "embedding", multiple=True,
-              help="embedding model to serve (repeatable): catalog id or ONNX folder; "
-                   "default use-multilingual-v3-int8 and all-MiniLM-L6-v2")
-@click.option("--no-embedding", is_flag=True, default=None, help="serve no embedding model")
-@click.option("--host", help="address to listen on [127.0.0.1; env GLM_EDGE_HOST]")
-@click.option("--port", type=int, help="port [8200; env API_PORT or GLM_EDGE_PORT]")
-@click.option("--parallel", type=int, help="sequences decoded together, i.e. slots [4]")
-@click.option("--ctx-size", type=int, help="context length per slot in tokens [4096]")
-@click.option("--batch-size", type=int, help="tokens per decode step [512]")
-@click.option("--n-gpu-layers", type=int, help="layers offloaded to the GPU [-1 = all when CUDA is present]")
-@click.option("--flash-attn", is_flag=True, default=None, help="use flash attention")
-@click.option("--cache-type", help="KV cache type: f16, q8_0, q4_0 [f16]")
-@click.option("--threads", type=int, help="CPU threads [all cores]")
-@click.option("--max-queue", type=int, help="requests that may wait for a slot before 429 [64]")
-@click.option("--chat-template", type=click.Path(path_type=Path),
-              help="Jinja file overriding the model's chat template")
-@click.option("--api-key", "api_keys", multiple=True, help="accepted API key (repeatable) [env GLM_EDGE_API_KEYS]")
-@click.option("--api-key-file", type=click.Path(path_type=Path), help="file with one API key per line")
-@click.option("--models-dir", type=click.Path(path_type=Path),
-              help="where models live [models/ or GLM_EDGE_MODELS_DIR]")
-@click.option("--log-level", help="debug, info, warning, error [info]")
-@click.option("--log-format", type=click.Choice(["text", "json"]), help="log lines as text or JSON objects [text]")
-@click.option("--log-prompts", is_flag=True, default=None, help="put prompt text into the request log lines")
-@click.option("--shutdown-grace", type=float,
-              help="seconds running requests get to finish after SIGTERM, then they are cut off [30]")
-@click.option("--config", type=click.Path(path_type=Path),
-              help="TOML file with any of these settings [env GLM_EDGE_CONFIG]")
+@settings_options(exclude={"model"})
 def serve(model: str | None, config: Path | None, **flags: Any) -> None:
     """Serve MODEL (catalog id, GGUF path or hub repo id; env GLM_MODEL) with the OpenAI and GLM-API routes.
 
@@ -67,7 +108,7 @@ def serve(model: str | None, config: Path | None, **flags: Any) -> None:
     from glm_edge.settings import load_settings
 
     try:
-        settings = load_settings(config, model=model, **flags)
+        settings = load_settings(config, model=model, **_given(flags))
         run_server(settings)
     except ConfigError as exc:
         raise _fail(exc) from None

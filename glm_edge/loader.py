@@ -32,9 +32,10 @@ class ServeSpecs:
 
 def resolve_all(settings: Settings) -> ServeSpecs:
     """Fast checks before the server starts: every name resolves to files on disk (or a ConfigError)."""
-    chat = None if settings.no_chat else resolve_chat(settings.model)
+    home = settings.models_home()
+    chat = None if settings.no_chat else resolve_chat(settings.model, home)
     names: list[str] = [] if settings.no_embedding else (list(settings.embedding) or list(DEFAULT_EMBEDDING_IDS))
-    embeddings = [resolve_embedding(name) for name in names]
+    embeddings = [resolve_embedding(name, home) for name in names]
     ids = [e.id for e in embeddings]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"an embedding model is named twice: {', '.join(ids)}")
@@ -136,7 +137,7 @@ def load_embedder(spec: EmbeddingSpec, settings: Settings) -> Embedder:
     if spec.id == DEFAULT_EMBEDDING_ID and spec.entry is not None and spec.entry.embedded:
         from glm_edge.embed.defaults import default_embedding_dir
 
-        folder = default_embedding_dir()  # converted once from the packaged checkpoint
+        folder = default_embedding_dir(settings.models_home())  # converted once from the packaged checkpoint
     elif folder.is_dir() and not (folder / "model.onnx").is_file():
         folder = _converted_onnx(folder, spec.id)
     return Embedder.load(folder, model_id=spec.id, threads=settings.embed_threads)

@@ -13,7 +13,6 @@ import errno
 import functools
 import json
 import logging
-import os
 import signal
 import socket
 from types import FrameType
@@ -101,26 +100,25 @@ def run_server(settings: Settings) -> None:
     from glm_edge.loader import load_models, resolve_all
 
     configure_logging(settings.log_level, settings.log_format)
-    if settings.models_dir is not None:
-        os.environ["GLM_EDGE_MODELS_DIR"] = str(settings.models_dir)
     if settings.api_key_file is not None and not settings.api_key_file.is_file():
         raise ConfigError(f"API key file not found: {settings.api_key_file}")
     specs = resolve_all(settings)
     check_port_free(settings.host, settings.port)
 
-    app = create_app(settings, loader=functools.partial(load_models, settings, specs))
+    failure: list[str] = []
+    servers: list[uvicorn.Server] = []  # the server exists only once the app does
+
+    def on_load_failure(message: str) -> None:
+        failure.append(message)
+        for server in servers:
+            server.should_exit = True
+
+    app = create_app(settings, loader=functools.partial(load_models, settings, specs), on_load_failure=on_load_failure)
     # the request middleware writes one line per request (uvicorn's access line would be a second one); after the
     # drain, uvicorn's own graceful shutdown only closes connections, so a few seconds are enough
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             log_config=None, access_log=False, timeout_graceful_shutdown=5)
-    server = _uvicorn_server(config, app.state.lifecycle, settings.shutdown_grace)
-    failure: list[str] = []
-
-    def on_load_failure(message: str) -> None:
-        failure.append(message)
-        server.should_exit = True
-
-    app.state.on_load_failure = on_load_failure
-    server.run()
+    servers.append(_uvicorn_server(config, app.state.lifecycle, settings.shutdown_grace))
+    servers[0].run()
     if failure:
         raise ConfigError(f"could not load the models: {failure[0]}")

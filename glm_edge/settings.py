@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import (
@@ -54,6 +54,7 @@ class Settings(BaseSettings):
         default_factory=list,
         validation_alias=AliasChoices("api_keys", "GLM_EDGE_API_KEYS"),
         description="accepted API keys (Authorization: Bearer K or API-KEY: K); none = open",
+        json_schema_extra={"flag": "api-key"},
     )
     api_key_file: Path | None = Field(default=None, description="a file with one accepted API key per line")
     models_dir: Path | None = Field(default=None, description="where downloaded and converted models live")
@@ -84,7 +85,16 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_path())
+        # the TOML file is the class's own `toml_file` (see `load_settings`): no module state
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    def models_home(self) -> Path:
+        """Where downloaded and converted models live: `models_dir`, else the default (`defaults.models_home`)."""
+        if self.models_dir is not None:
+            return self.models_dir.expanduser()
+        from glm_edge.defaults import models_home
+
+        return models_home()
 
     def accepted_keys(self) -> list[str]:
         keys = list(self.api_keys)
@@ -94,16 +104,8 @@ class Settings(BaseSettings):
         return keys
 
 
-_CONFIG_FILE: Path | None = None
-
-
-def _config_path() -> Path | None:
-    return _CONFIG_FILE
-
-
 def load_settings(config: Path | None = None, **flags: Any) -> Settings:
     """Build settings from flags (None values mean: not given), the environment and an optional TOML file."""
-    global _CONFIG_FILE
     import os
 
     config = config or (Path(os.environ["GLM_EDGE_CONFIG"]) if os.environ.get("GLM_EDGE_CONFIG") else None)
@@ -111,9 +113,10 @@ def load_settings(config: Path | None = None, **flags: Any) -> Settings:
         from glm_edge.errors import ConfigError
 
         raise ConfigError(f"config file not found: {config}")
-    _CONFIG_FILE = config
     given = {key: value for key, value in flags.items() if value is not None and value != () and value != []}
-    try:
-        return Settings(config=config, **given)
-    finally:
-        _CONFIG_FILE = None
+    if config is None:
+        return Settings(**given)
+    # the same model read from this one file: a subclass whose only difference is its `toml_file`
+    with_file = cast(type[Settings], type("Settings", (Settings,),
+                                          {"model_config": {**Settings.model_config, "toml_file": config}}))
+    return with_file(config=config, **given)

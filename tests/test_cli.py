@@ -24,12 +24,38 @@ def test_serve_help_documents_every_setting() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
     for name in ("--port", "--parallel", "--ctx-size", "--n-gpu-layers", "--flash-attn", "--api-key", "--embedding",
-                 "--config", "GLM_MODEL", "API_PORT"):
+                 "--config", "GLM_MODEL", "API_PORT", "GLM_EDGE_API_KEYS"):
         assert name in result.output
-    for field in Settings.model_fields:
-        if field in ("model", "api_keys", "no_chat", "embed_threads"):
-            continue
-        assert "--" + field.replace("_", "-") in result.output, field
+    for name, field in Settings.model_fields.items():  # every setting is a flag, generated from the model
+        if name == "model":
+            continue  # the MODEL argument
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        assert "--" + str(extra.get("flag", name.replace("_", "-"))) in result.output, name
+
+
+def test_serve_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Flags generated from Settings arrive typed: ints, floats, choices, paths, repeatable and comma lists."""
+    import glm_edge.server
+    from glm_edge.settings import Settings
+
+    for key in ("GLM_EDGE_PARALLEL", "GLM_EDGE_EMBEDDING", "GLM_EDGE_API_KEYS", "GLM_EDGE_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    seen: list[Settings] = []
+    monkeypatch.setattr(glm_edge.server, "run_server", seen.append)
+    result = CliRunner().invoke(main, ["serve", "gemma-3-270m", "--parallel", "3", "--shutdown-grace", "2.5",
+                                       "--log-format", "json", "--embedding", "bge-m3,text2vec", "--embedding",
+                                       "all-MiniLM-L6-v2", "--api-key", "k1", "--api-key", "k2",
+                                       "--models-dir", str(tmp_path), "--flash-attn"])
+    assert result.exit_code == 0, result.output
+    (settings,) = seen
+    assert settings.model == "gemma-3-270m" and settings.parallel == 3 and settings.shutdown_grace == 2.5
+    assert settings.log_format == "json" and settings.flash_attn is True
+    assert settings.embedding == ["bge-m3", "text2vec", "all-MiniLM-L6-v2"]
+    assert settings.api_keys == ["k1", "k2"]
+    assert settings.models_home() == tmp_path
+    assert settings.ctx_size == Settings.model_fields["ctx_size"].default  # not given: the default
+    result = CliRunner().invoke(main, ["serve", "--log-format", "xml"])
+    assert result.exit_code != 0 and "xml" in result.output
 
 
 @pytest.mark.parametrize("args, message", [

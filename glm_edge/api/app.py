@@ -38,10 +38,10 @@ def _stats(registry: ModelRegistry) -> dict[str, dict[str, float]]:
     return out
 
 
-def create_app(settings: Settings, *, loader: Loader | None = None,
-               registry: ModelRegistry | None = None) -> FastAPI:
+def create_app(settings: Settings, *, loader: Loader | None = None, registry: ModelRegistry | None = None,
+               on_load_failure: Callable[[str], None] | None = None) -> FastAPI:
     """Build the app. `loader` fills the registry in a worker thread after start-up (health says 503 until
-    it is done); without one, the registry given is served as it is."""
+    it is done; a failure is reported to `on_load_failure`); without one, the registry given is served as it is."""
     registry = registry or ModelRegistry(loading=loader is not None)
     if loader is None:
         registry.loading = False
@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, loader: Loader | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
         if loader is not None:
-            task = asyncio.create_task(_load(app, loader, registry))
+            task = asyncio.create_task(_load(app, loader, registry, on_load_failure))
         try:
             yield
         finally:
@@ -108,7 +108,8 @@ def create_app(settings: Settings, *, loader: Loader | None = None,
     return app
 
 
-async def _load(app: FastAPI, loader: Loader, registry: ModelRegistry) -> None:
+async def _load(app: FastAPI, loader: Loader, registry: ModelRegistry,
+                on_failure: Callable[[str], None] | None) -> None:
     try:
         await asyncio.to_thread(loader, registry)
         registry.loading = False
@@ -116,7 +117,6 @@ async def _load(app: FastAPI, loader: Loader, registry: ModelRegistry) -> None:
     except Exception as exc:  # reported by /health and by the CLI, which stops the server
         app.state.load_error = f"{type(exc).__name__}: {exc}"
         log.error("loading models failed: %s", app.state.load_error)
-        on_failure = getattr(app.state, "on_load_failure", None)
         if on_failure is not None:
             on_failure(app.state.load_error)
 
