@@ -92,10 +92,14 @@ def _template(spec: ChatSpec, settings: Settings, metadata: dict[str, str]) -> C
 
 def load_chat(spec: ChatSpec, settings: Settings) -> ChatModel:
     from glm_edge.engine.llama_engine import LlamaEngine
+    from glm_edge.engine.model import use_devices
 
     started = time.perf_counter()
+    use_devices(settings.devices)  # before llama.cpp first counts the CUDA devices
     engine = LlamaEngine(str(spec.gguf), n_ctx=settings.ctx_size, n_parallel=settings.parallel,
                          n_batch=max(settings.batch_size, settings.parallel), n_gpu_layers=settings.n_gpu_layers,
+                         main_gpu=settings.main_gpu, split_mode=settings.split_mode,
+                         tensor_split=settings.tensor_split, rpc_servers=settings.rpc,
                          flash_attn=settings.flash_attn or None, type_k=settings.cache_type,
                          type_v=settings.cache_type, n_threads=settings.threads, max_queue=settings.max_queue)
     engine.start()

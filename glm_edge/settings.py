@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -14,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+MAX_DEVICES = 16  # llama_max_devices() in llama.cpp: the length of llama_model_params.tensor_split
 
 
 class Settings(BaseSettings):
@@ -44,6 +47,33 @@ class Settings(BaseSettings):
     ctx_size: int = Field(default=4096, ge=256, description="context length of each slot, in tokens")
     batch_size: int = Field(default=512, ge=32, description="tokens per decode step (prompt chunks + decodes)")
     n_gpu_layers: int = Field(default=-1, description="layers offloaded to the GPU (-1: all when CUDA is present)")
+    split_mode: Literal["none", "layer", "row"] = Field(
+        default="layer",
+        description="how a model spreads over several GPUs (llama.cpp -sm): layer = whole layers and their KV "
+                    "per GPU; row = each matrix split by rows (tensor parallel, needs fast links); none = all on "
+                    "--main-gpu",
+    )
+    tensor_split: Annotated[list[float], NoDecode] = Field(
+        default_factory=list,
+        description="share of the model per GPU, in device order (llama.cpp -ts), e.g. 3,1 puts 3/4 on GPU 0 "
+                    "(default: by free memory)",
+    )
+    main_gpu: int = Field(
+        default=0, ge=0,
+        description="GPU for the whole model with --split-mode none, for intermediate results and KV with row "
+                    "(llama.cpp -mg; counts the devices glm-edge sees, after --devices)",
+    )
+    devices: str | None = Field(
+        default=None, pattern=r"^\s*[0-9A-Za-z-]+(\s*,\s*[0-9A-Za-z-]+)*\s*$",
+        description="the CUDA devices to use, as CUDA_VISIBLE_DEVICES takes them (e.g. 0,1 or GPU-UUIDs); set "
+                    "before llama.cpp starts CUDA (default: what CUDA_VISIBLE_DEVICES says, else all)",
+    )
+    rpc: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="llama.cpp rpc-server workers as HOST:PORT (llama-server --rpc); their devices take layers "
+                    "like GPUs. Needs an RPC build of llama.cpp (scripts/build-llama-rpc.sh). No "
+                    "authentication: private networks only",
+    )
     flash_attn: bool = Field(default=False, description="use flash attention")
     cache_type: str | None = Field(default=None, description="KV cache type: f16, q8_0, q4_0 ...")
     threads: int | None = Field(default=None, ge=1, description="CPU threads (default: all cores)")
@@ -67,7 +97,7 @@ class Settings(BaseSettings):
                                   description="seconds running requests get to finish after SIGTERM")
     config: Path | None = Field(default=None, description="a TOML file with any of these settings")
 
-    @field_validator("embedding", "api_keys", mode="before")
+    @field_validator("embedding", "api_keys", "tensor_split", "rpc", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().startswith("["):
@@ -75,6 +105,37 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("tensor_split")
+    @classmethod
+    def _check_tensor_split(cls, value: list[float]) -> list[float]:
+        if len(value) > MAX_DEVICES:
+            raise ValueError(f"tensor_split has {len(value)} shares; llama.cpp takes at most {MAX_DEVICES}")
+        if any(not math.isfinite(share) or share < 0 for share in value):
+            raise ValueError(f"tensor_split shares must be finite and non-negative: {value}")
+        if value and sum(value) <= 0:
+            raise ValueError("tensor_split shares add up to 0: give at least one device a share")
+        return value
+
+    @field_validator("rpc")
+    @classmethod
+    def _check_rpc(cls, value: list[str]) -> list[str]:
+        for endpoint in value:
+            host, sep, port = endpoint.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"rpc endpoint {endpoint!r} is not HOST:PORT")
+        return value
+
+    @model_validator(mode="after")
+    def _check_devices(self) -> "Settings":
+        if self.devices is not None:
+            count = len([d for d in self.devices.split(",") if d.strip()])
+            if len(self.tensor_split) > count:
+                raise ValueError(f"tensor_split has {len(self.tensor_split)} shares for {count} devices "
+                                 f"({self.devices})")
+            if self.main_gpu >= count:
+                raise ValueError(f"main_gpu {self.main_gpu} is not one of the {count} devices ({self.devices})")
+        return self
 
     @classmethod
     def settings_customise_sources(

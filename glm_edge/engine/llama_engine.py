@@ -42,6 +42,8 @@ class LlamaEngine:
 
     def __init__(self, model_path: str, *, n_ctx: int = 4096, n_parallel: int = 4, n_batch: int = 512,
                  n_ubatch: int | None = None, n_gpu_layers: int = -1, main_gpu: int = 0,
+                 split_mode: str = "layer", tensor_split: list[float] | None = None,
+                 rpc_servers: list[str] | None = None,
                  flash_attn: bool | None = None, type_k: str | None = None, type_v: str | None = None,
                  n_threads: int | None = None, n_threads_batch: int | None = None, max_queue: int = 64,
                  seed: int | None = None, verbose: bool = False) -> None:
@@ -58,6 +60,9 @@ class LlamaEngine:
         self.n_ubatch = n_ubatch or n_batch
         self.n_gpu_layers = n_gpu_layers
         self.main_gpu = main_gpu
+        self.split_mode = split_mode
+        self.tensor_split = list(tensor_split or [])
+        self.rpc_servers = list(rpc_servers or [])
         self.flash_attn = flash_attn
         self.type_k = kv_cache_type(type_k) if type_k else None
         self.type_v = kv_cache_type(type_v) if type_v else None
@@ -100,7 +105,9 @@ class LlamaEngine:
     def _thread_main(self) -> None:
         try:
             model = self.model = LlamaModel(self.model_path, n_gpu_layers=self.n_gpu_layers,
-                                            main_gpu=self.main_gpu, verbose=self.verbose)
+                                            main_gpu=self.main_gpu, split_mode=self.split_mode,
+                                            tensor_split=self.tensor_split, rpc_servers=self.rpc_servers,
+                                            verbose=self.verbose)
             ctx = self._ctx = self._new_context(model)
             n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(ctx))
             scheduler = self._scheduler = Scheduler(

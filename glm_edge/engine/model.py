@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
+import os
 import threading
 import unicodedata
 from functools import lru_cache
@@ -62,24 +64,125 @@ def supports_gpu_offload() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+# --- where the weights go: GPUs, the split between them, RPC workers --------------------------------------------
+
+SPLIT_MODES = {"none": llama_cpp.LLAMA_SPLIT_MODE_NONE, "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER,
+               "row": llama_cpp.LLAMA_SPLIT_MODE_ROW}
+
+RPC_BUILD_HINT = ("this llama.cpp has no RPC backend (llama_supports_rpc() is false): build one with "
+                  "scripts/build-llama-rpc.sh and start glm-edge with LLAMA_CPP_LIB_PATH=<its lib folder>")
+
+
+def use_devices(devices: str | None) -> None:
+    """Choose the CUDA devices the way CUDA_VISIBLE_DEVICES does. CUDA reads the variable once, when ggml's CUDA
+    backend first counts devices, so this must run before any model is loaded in the process."""
+    if devices is None:
+        return
+    value = ",".join(d.strip() for d in devices.split(",") if d.strip())
+    current = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if _backend_ready and current != value:
+        llama_log.warning("devices %s chosen after llama.cpp started; CUDA may still see %s", value,
+                          current if current is not None else "all devices")
+    os.environ["CUDA_VISIBLE_DEVICES"] = value
+
+
+_rpc_registered: set[str] = set()
+_rpc_lock = threading.Lock()
+
+
+def _ggml_lib(name: str) -> ctypes.CDLL:
+    """One of the ggml libraries next to the libllama llama-cpp-python loaded (the same, already mapped copy)."""
+    base = Path(getattr(llama_cpp.llama_cpp, "_base_path", Path(llama_cpp.__file__).parent / "lib"))
+    return ctypes.CDLL(str(base / f"lib{name}.so"))
+
+
+def add_rpc_servers(endpoints: list[str]) -> None:
+    """Register llama.cpp rpc-server workers as devices, as llama-server's `--rpc` does (common/arg.cpp,
+    add_rpc_devices): look the RPC backend up by name, get its `ggml_backend_rpc_add_server`, register the
+    backend it returns. Each endpoint once per process; raises ConfigError without RPC or when a worker does
+    not answer."""
+    if not endpoints:
+        return
+    if not llama_cpp.llama_supports_rpc():
+        raise ConfigError(RPC_BUILD_HINT)
+    init_backend()
+    ggml = _ggml_lib("ggml")
+    ggml.ggml_backend_reg_by_name.restype = ctypes.c_void_p
+    ggml.ggml_backend_reg_by_name.argtypes = [ctypes.c_char_p]
+    ggml.ggml_backend_reg_get_proc_address.restype = ctypes.c_void_p
+    ggml.ggml_backend_reg_get_proc_address.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    ggml.ggml_backend_register.restype = None
+    ggml.ggml_backend_register.argtypes = [ctypes.c_void_p]
+    with _rpc_lock:
+        rpc_reg = ggml.ggml_backend_reg_by_name(b"RPC")
+        if not rpc_reg:
+            raise ConfigError(RPC_BUILD_HINT)
+        address = ggml.ggml_backend_reg_get_proc_address(rpc_reg, b"ggml_backend_rpc_add_server")
+        if not address:
+            raise ConfigError("llama.cpp's RPC backend has no ggml_backend_rpc_add_server")
+        add_server = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p)(address)
+        for endpoint in endpoints:
+            if endpoint in _rpc_registered:
+                continue
+            reg = add_server(endpoint.encode())
+            if not reg:
+                raise ConfigError(f"RPC worker {endpoint} does not answer (is rpc-server running there, "
+                                  "and reachable?)")
+            ggml.ggml_backend_register(reg)
+            _rpc_registered.add(endpoint)
+            llama_log.info("RPC worker %s registered", endpoint)
+
+
+def model_params(*, n_gpu_layers: int, main_gpu: int = 0, split_mode: str = "layer",
+                 tensor_split: list[float] | None = None,
+                 vocab_only: bool = False) -> tuple[llama_cpp.llama_model_params, object]:
+    """llama.cpp's model parameters, and the buffer `tensor_split` points into (keep it alive until the model is
+    loaded; llama.cpp copies it)."""
+    if split_mode not in SPLIT_MODES:
+        raise ConfigError(f"unknown split mode {split_mode!r} (use none, layer or row)")
+    if main_gpu < 0:
+        raise ConfigError(f"main_gpu must be 0 or more, not {main_gpu}")
+    shares = list(tensor_split or [])
+    max_devices = int(llama_cpp.llama_max_devices())
+    if len(shares) > max_devices:
+        raise ConfigError(f"tensor_split has {len(shares)} shares; this llama.cpp takes at most {max_devices}")
+    if any(not math.isfinite(x) or x < 0 for x in shares) or (shares and sum(shares) <= 0):
+        raise ConfigError(f"tensor_split needs non-negative shares, at least one above 0: {shares}")
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = n_gpu_layers
+    params.main_gpu = main_gpu
+    params.split_mode = SPLIT_MODES[split_mode]
+    keep: object = None
+    if shares:
+        array = (ctypes.c_float * max_devices)(*shares)  # the rest 0: llama.cpp reads llama_max_devices() floats
+        params.tensor_split = ctypes.cast(array, ctypes.POINTER(ctypes.c_float))
+        keep = array
+    params.vocab_only = vocab_only  # tokenizer and metadata only: no weights read
+    return params, keep
+
+
 class LlamaModel:
     """Weights + vocabulary. Owns the `llama_model`; free with `close()`."""
 
-    def __init__(self, path: str | Path, *, n_gpu_layers: int = -1, main_gpu: int = 0,
+    def __init__(self, path: str | Path, *, n_gpu_layers: int = -1, main_gpu: int = 0, split_mode: str = "layer",
+                 tensor_split: list[float] | None = None, rpc_servers: list[str] | None = None,
                  vocab_only: bool = False, verbose: bool = False) -> None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"model file not found: {path}")
         init_backend(verbose)
-        params = llama_cpp.llama_model_default_params()
+        add_rpc_servers(list(rpc_servers or []))
         if n_gpu_layers < 0:
+            # "all": GPUs and RPC workers are offload devices (an RPC build says it supports offload even without
+            # workers; llama.cpp then keeps the layers on the CPU)
             n_gpu_layers = 999 if supports_gpu_offload() else 0
-        params.n_gpu_layers = n_gpu_layers
-        params.main_gpu = main_gpu
-        params.vocab_only = vocab_only  # tokenizer and metadata only: no weights read
+        params, keep = model_params(n_gpu_layers=n_gpu_layers, main_gpu=main_gpu, split_mode=split_mode,
+                                    tensor_split=tensor_split, vocab_only=vocab_only)
         self.path = str(path)
         self.n_gpu_layers = n_gpu_layers
+        self.split_mode = split_mode
         model = llama_cpp.llama_model_load_from_file(self.path.encode(), params)
+        del keep
         if not model:
             raise ConfigError(f"llama.cpp could not load {path} (not a GGUF model, or an unsupported architecture)")
         self.model = model
