@@ -44,15 +44,16 @@ def run_stream(parser: ChatOutputParser, pieces: list[str], engine_reason: str =
         assert not delta.content and not delta.reasoning_content
         if call.index not in calls:  # first piece of a call: id and name, OpenAI's order
             assert call.index == len(calls)
-            assert call.id and call.id.startswith("call_") and call.name and call.arguments == ""
-            assert call.to_openai()["type"] == "function"
-            calls[call.index] = [call.id, call.name, ""]
+            assert call.id and call.id.startswith("call_") and call.function.name
+            assert call.function.arguments == "" and call.type == "function"
+            calls[call.index] = [call.id, call.function.name, ""]
         else:
-            assert call.id is None and call.name is None
-            calls[call.index][2] += call.arguments
+            assert call.id is None and call.type is None and call.function.name is None
+            assert call.function.arguments
+            calls[call.index][2] += call.function.arguments
     ids = [c[0] for c in calls.values()]
     assert len(set(ids)) == len(ids)
-    return ("".join(d.reasoning_content for d in deltas), "".join(d.content for d in deltas),
+    return ("".join(d.reasoning_content or "" for d in deltas), "".join(d.content or "" for d in deltas),
             [(name, args) for _, name, args in calls.values()], parser.finish_reason(engine_reason))
 
 
@@ -63,7 +64,7 @@ def assert_stream_matches_oneshot(make_parser: Callable[[], ChatOutputParser], t
     whole = oneshot_parser.parse(text)
     assert all(c.id.startswith("call_") for c in whole.tool_calls)
     expected: Streamed = (whole.reasoning_content or "", whole.content or "",
-                          [(c.name, c.arguments) for c in whole.tool_calls],
+                          [(c.function.name, c.function.arguments) for c in whole.tool_calls],
                           oneshot_parser.finish_reason(engine_reason))
     for pieces in chunkings(text, seed):
         assert "".join(pieces) == text

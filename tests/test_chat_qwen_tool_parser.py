@@ -28,7 +28,7 @@ def qwen(names: list[str] = NAMES) -> ChatOutputParser:
 
 
 def calls_of(parsed):
-    return [(c.name, json.loads(c.arguments)) for c in parsed.tool_calls]
+    return [(c.function.name, json.loads(c.function.arguments)) for c in parsed.tool_calls]
 
 
 def test_registered_beside_glm4():
@@ -52,8 +52,7 @@ def test_one_call(text):
     parsed = assert_stream_matches_oneshot(qwen, text)
     assert calls_of(parsed) == [("get_weather", {"city": "Paris"})]
     assert parsed.content is None
-    message = parsed.to_openai_message()
-    assert message["tool_calls"][0]["id"].startswith("call_") and message["tool_calls"][0]["type"] == "function"
+    assert parsed.tool_calls[0].id.startswith("call_") and parsed.tool_calls[0].type == "function"
     parser = qwen()
     parser.parse(text)
     assert parser.finish_reason("stop") == "tool_calls" and parser.finish_reason("length") == "length"
@@ -62,7 +61,7 @@ def test_one_call(text):
 def test_arguments_keep_chinese_and_nesting():
     text = '<tool_call>\n{"name": "search", "arguments": {"q": "北京 天气", "filters": {"days": [1, 2]}}}\n</tool_call>'
     parsed = assert_stream_matches_oneshot(qwen, text)
-    assert parsed.tool_calls[0].arguments == '{"q": "北京 天气", "filters": {"days": [1, 2]}}'
+    assert parsed.tool_calls[0].function.arguments == '{"q": "北京 天气", "filters": {"days": [1, 2]}}'
 
 
 @pytest.mark.parametrize("text", [
@@ -134,7 +133,7 @@ def test_streaming_sends_content_before_the_answer_ends_and_the_call_once_comple
     assert parser.feed(" now.\n<tool") == [DeltaLike(content=" now.")]    # the partial tag is held
     assert parser.feed('_call>\n{"name": "get_weather", "arguments": {"city": "Pa') == []
     deltas = parser.feed('ris"}}\n</tool_call>')
-    assert [(d.tool_call.name, d.tool_call.arguments) for d in deltas] == [("get_weather", ""),
+    assert [(d.tool_call.function.name, d.tool_call.function.arguments) for d in deltas] == [("get_weather", ""),
                                                                           (None, '{"city": "Paris"}')]
     assert parser.finish() == [] and parser.finish_reason("stop") == "tool_calls"
 

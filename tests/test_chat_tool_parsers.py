@@ -23,17 +23,15 @@ def glm4() -> ChatOutputParser:
 
 
 def calls_of(parsed):
-    return [(c.name, json.loads(c.arguments)) for c in parsed.tool_calls]
+    return [(c.function.name, json.loads(c.function.arguments)) for c in parsed.tool_calls]
 
 
 def test_single_call():
     parsed = assert_stream_matches_oneshot(glm4, 'get_weather\n{"city": "北京"}')
     assert calls_of(parsed) == [("get_weather", {"city": "北京"})]
     assert parsed.content is None
-    assert parsed.tool_calls[0].arguments == '{"city": "北京"}'  # the model's own text
-    message = parsed.to_openai_message()
-    assert message["content"] is None and message["tool_calls"][0]["type"] == "function"
-    assert message["tool_calls"][0]["id"].startswith("call_")
+    assert parsed.tool_calls[0].function.arguments == '{"city": "北京"}'  # the model's own text
+    assert parsed.tool_calls[0].type == "function" and parsed.tool_calls[0].id.startswith("call_")
 
 
 def test_finish_reason_tool_calls():
@@ -91,7 +89,7 @@ def test_call_then_malformed_call_keeps_the_first():
 def test_name_line_with_trailing_space_and_braces_in_strings():
     args = '{"q": "a}b{c", "n": {"x": [1, {"y": "}"}]}, "中文": "引号\\"内"}'
     parsed = assert_stream_matches_oneshot(glm4, "get_weather \n" + args)  # GLM-4-0414 writes "name \n"
-    assert parsed.tool_calls[0].name == "get_weather" and parsed.tool_calls[0].arguments == args
+    assert parsed.tool_calls[0].function.name == "get_weather" and parsed.tool_calls[0].function.arguments == args
 
 
 def test_no_tools_offered_only_trims_the_leading_newline():
@@ -120,10 +118,10 @@ def test_streaming_emits_content_with_minimal_holdback():
     parser = Glm4ToolParser(NAMES)
     assert parser.feed("search") == [] and parser.feed("\n") == [] and parser.feed('{"q": "x"') == []
     first, second = parser.feed("}")           # the call comes out once its JSON object is complete
-    assert first.tool_call.name == "search" and first.tool_call.id.startswith("call_")
-    assert first.tool_call.arguments == "" and first.tool_call.index == 0
-    assert second.tool_call.arguments == '{"q": "x"}' and second.tool_call.id is None
-    assert second.to_openai() == {"tool_calls": [{"index": 0, "function": {"arguments": '{"q": "x"}'}}]}
+    assert first.tool_call.function.name == "search" and first.tool_call.id.startswith("call_")
+    assert first.tool_call.function.arguments == "" and first.tool_call.index == 0
+    assert second.tool_call.function.arguments == '{"q": "x"}' and second.tool_call.id is None
+    assert second.model_dump(mode="json") == {"tool_calls": [{"index": 0, "function": {"arguments": '{"q": "x"}'}}]}
     assert parser.finish() == [] and parser.n_calls == 1
 
 

@@ -12,7 +12,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from glm_edge.chat.deltas import new_tool_call_id
+from glm_edge.chat.deltas import (  # the assistant-message wire types, shared with the parsers that emit them
+    DeltaMessage,
+    FunctionCall,
+    ToolCall,
+    omitted_when_none,
+)
 from glm_edge.chat.prompt import ChatInput
 from glm_edge.engine.types import SamplingParams
 from glm_edge.errors import InvalidRequestError
@@ -28,16 +33,6 @@ def now() -> int:
 
 class RequestModel(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-def _is_none(value: object) -> bool:
-    return value is None
-
-
-def omitted_when_none() -> Any:
-    """A response field that is left out of the JSON when None: for fields that OpenAI's spec types as
-    present-or-absent but not nullable (``tool_calls``, ``system_fingerprint``, a delta's fields)."""
-    return Field(default=None, exclude_if=_is_none)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -84,17 +79,6 @@ class ContentPart(RequestModel):
 
     type: str = "text"
     text: str | None = None
-
-
-class FunctionCall(BaseModel):
-    name: str
-    arguments: str
-
-
-class ToolCall(BaseModel):
-    id: str = Field(default_factory=new_tool_call_id)
-    type: Literal["function"] = "function"
-    function: FunctionCall
 
 
 class ChatMessage(RequestModel):
@@ -304,28 +288,6 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     system_fingerprint: str | None = omitted_when_none()
-
-
-# A chunk's delta carries only what is new: its fields are left out when None.
-
-
-class ToolCallDeltaFunction(BaseModel):
-    name: str | None = omitted_when_none()
-    arguments: str | None = omitted_when_none()
-
-
-class ToolCallDelta(BaseModel):
-    index: int
-    id: str | None = omitted_when_none()
-    type: Literal["function"] | None = omitted_when_none()
-    function: ToolCallDeltaFunction
-
-
-class DeltaMessage(BaseModel):
-    role: Literal["assistant"] | None = omitted_when_none()
-    content: str | None = omitted_when_none()
-    reasoning_content: str | None = omitted_when_none()
-    tool_calls: list[ToolCallDelta] | None = omitted_when_none()
 
 
 class ChatChunkChoice(BaseModel):
@@ -579,7 +541,7 @@ class ResponseTextFormat(RequestModel):
     type: Literal["text", "json_object", "json_schema"] = "text"
     name: str | None = omitted_when_none()
     description: str | None = omitted_when_none()
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema", exclude_if=_is_none)
+    schema_: dict[str, Any] | None = omitted_when_none(alias="schema")
     strict: bool | None = omitted_when_none()
 
     @model_validator(mode="after")

@@ -17,13 +17,13 @@ from glm_edge.api.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChoiceLogprobs,
-    DeltaMessage,
     TokenLogprobEntry,
     TopLogprob,
     Usage,
     now,
 )
 from glm_edge.api.streaming import SSE_HEADERS, event_stream, sse, unless_disconnected
+from glm_edge.chat.deltas import DeltaMessage
 from glm_edge.engine.types import TokenLogprob
 
 
@@ -46,7 +46,9 @@ async def _complete(generation: ChatGeneration) -> ChatCompletionResponse:
     request = generation.request
     choices = []
     for result in await generation.results():
-        message = AssistantMessage.model_validate(result.parsed.to_openai_message())
+        parsed = result.parsed
+        message = AssistantMessage(content=parsed.content, reasoning_content=parsed.reasoning_content,
+                                   tool_calls=parsed.tool_calls or None)
         choices.append(ChatChoice(index=result.index, message=message, finish_reason=result.finish_reason,
                                   logprobs=ChoiceLogprobs(content=logprob_entries(result.logprobs))
                                   if request.logprobs else None))
@@ -70,8 +72,7 @@ async def _events(generation: ChatGeneration) -> AsyncIterator[str]:
         if lp is not None and not event.deltas:
             yield chunk_json(ChatChunkChoice(index=event.index, delta=DeltaMessage(), logprobs=lp))
         for position, delta in enumerate(event.deltas):
-            wire = DeltaMessage.model_validate(delta.to_openai())
-            yield chunk_json(ChatChunkChoice(index=event.index, delta=wire, logprobs=lp if position == 0 else None))
+            yield chunk_json(ChatChunkChoice(index=event.index, delta=delta, logprobs=lp if position == 0 else None))
         if event.finish_reason is not None:
             yield chunk_json(ChatChunkChoice(index=event.index, delta=DeltaMessage(),
                                              finish_reason=event.finish_reason))

@@ -85,7 +85,8 @@ def output_items(parsed: ParsedOutput, finish_reason: str) -> list[ResponseOutpu
     if parsed.content or not (items or parsed.tool_calls):  # an empty answer is still one (empty) message
         items.append(ResponseOutputMessage(content=[ResponseOutputText(text=parsed.content or "")], status=status))
     for call in parsed.tool_calls:
-        items.append(ResponseFunctionCall(call_id=call.id, name=call.name, arguments=call.arguments))
+        items.append(ResponseFunctionCall(call_id=call.id, name=call.function.name,
+                                          arguments=call.function.arguments))
     return items
 
 
@@ -135,9 +136,10 @@ class _OutputStream:
         if call is not None:
             if call.id is not None or not isinstance(self.open, ResponseFunctionCall):
                 events += self.start(ResponseFunctionCall(call_id=call.id or response_item_id("call"),
-                                                          name=call.name or "", arguments="", status="in_progress"))
-            if call.arguments:
-                events.append(self._piece("response.function_call_arguments.delta", call.arguments))
+                                                          name=call.function.name or "", arguments="",
+                                                          status="in_progress"))
+            if call.function.arguments:
+                events.append(self._piece("response.function_call_arguments.delta", call.function.arguments))
         return events
 
     def _piece(self, kind: DeltaKind, text: str, content_index: int | None = None,

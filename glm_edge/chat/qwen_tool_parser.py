@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, Sequence
 
-from glm_edge.chat.deltas import DeltaMessage, ToolCall, ToolCallDelta, new_tool_call_id
+from glm_edge.chat.deltas import DeltaMessage, ToolCall, ToolCallDelta
 from glm_edge.chat.tool_parsers import ToolParser
 
 TOOL_CALL_START = "<tool_call>"
@@ -124,7 +124,7 @@ class QwenToolParser(ToolParser):
         while True:
             bare = self._bare(text, _skip_ws(text, pos), True)  # pos is where a call may start
             if isinstance(bare, tuple):
-                calls.append(ToolCall(new_tool_call_id(), bare[0], bare[1]))
+                calls.append(ToolCall.of(bare[0], bare[1]))
                 pos, after_call = bare[2], True
                 continue
             tag = text.find(TOOL_CALL_START, pos)
@@ -136,7 +136,7 @@ class QwenToolParser(ToolParser):
             pieces.append(piece.lstrip() if after_call else piece)
             if not isinstance(tagged, tuple):
                 return "".join(pieces), calls
-            calls.append(ToolCall(new_tool_call_id(), tagged[0], tagged[1]))
+            calls.append(ToolCall.of(tagged[0], tagged[1]))
             pos, after_call = tagged[2], True
 
     # streaming -------------------------------------------------------------------------------
@@ -158,8 +158,8 @@ class QwenToolParser(ToolParser):
         self._held_ws = ""  # the whitespace before a call is not content
         index = self._n_calls
         self._n_calls += 1
-        out.append(DeltaMessage(tool_call=ToolCallDelta(index=index, id=new_tool_call_id(), name=call[0])))
-        out.append(DeltaMessage(tool_call=ToolCallDelta(index=index, arguments=call[1])))
+        out.append(DeltaMessage.call_piece(ToolCallDelta.opening(index, call[0])))
+        out.append(DeltaMessage.call_piece(ToolCallDelta.more_arguments(index, call[1])))
         self._buf = self._buf[call[2]:]
         self._call_may_start = self._after_call = True
 

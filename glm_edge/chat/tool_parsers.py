@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from glm_edge.chat.deltas import DeltaMessage, ToolCall, ToolCallDelta, new_tool_call_id
+from glm_edge.chat.deltas import DeltaMessage, ToolCall, ToolCallDelta
 
 GLM4_SEPARATORS = ("<|assistant|>", "<|observation|>")
 _DECODER = json.JSONDecoder()
@@ -86,7 +86,7 @@ class Glm4ToolParser(ToolParser):
                 args = after.lstrip()
                 end = _decode_object(args)
                 if end is not None:
-                    calls.append(ToolCall(new_tool_call_id(), name, args[:end]))
+                    calls.append(ToolCall.of(name, args[:end]))
                     rest = args[end:]
                     continue
             return rest, calls
@@ -159,8 +159,8 @@ class Glm4ToolParser(ToolParser):
                 return out
             index = self._n_calls
             self._n_calls += 1
-            out.append(DeltaMessage(tool_call=ToolCallDelta(index=index, id=new_tool_call_id(), name=self._name)))
-            out.append(DeltaMessage(tool_call=ToolCallDelta(index=index, arguments=args[:end])))
+            out.append(DeltaMessage.call_piece(ToolCallDelta.opening(index, self._name)))
+            out.append(DeltaMessage.call_piece(ToolCallDelta.more_arguments(index, args[:end])))
             self._buf = args[end:]
             self._mode = "segment"
 
