@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from glm_edge.chat.conversation import Role
 from glm_edge.chat.deltas import (  # the assistant-message wire types, shared with the parsers that emit them
     DeltaMessage,
     FunctionCall,
@@ -82,7 +83,7 @@ class ContentPart(RequestModel):
 
 
 class ChatMessage(RequestModel):
-    role: Literal["system", "developer", "user", "assistant", "tool", "function", "observation"]
+    role: Role
     content: Union[str, list[ContentPart], None] = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None

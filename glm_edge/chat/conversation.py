@@ -27,14 +27,16 @@ Every mistake is an ``InvalidRequestError`` (HTTP 400) naming the message at fau
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping, get_args
 
 from glm_edge.chat.reasoning import THINK_END
 from glm_edge.errors import InvalidRequestError
 
 FAMILIES = ("chatglm", "glm4", "glm-z1", "deepseek-r1", "gemma", "qwen", "chatml", "generic")
 _TOOL_FAMILIES = {"chatglm", "glm4", "glm-z1", "qwen", "generic"}
-_ROLES = {"system", "developer", "user", "assistant", "tool", "function", "observation"}
+# the roles a client may send: protocol.ChatMessage's type and this module's check read the same list
+Role = Literal["system", "developer", "user", "assistant", "tool", "function", "observation"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 # Parsers a family's output needs: (reasoning parser, tool parser). The catalog states them per model;
@@ -164,9 +166,8 @@ def normalize_messages(messages: Iterable[Any], history: Iterable[Any] | None = 
         where = f"{src}[{i}]"
         msg = _as_dict(raw, where)
         role = msg.get("role")
-        if role not in _ROLES:
-            raise InvalidRequestError(
-                f"{where}.role must be one of system, user, assistant, tool (got {role!r})", param=src)
+        if role not in ROLES:
+            raise InvalidRequestError(f"{where}.role must be one of {', '.join(ROLES)} (got {role!r})", param=src)
         role = {"developer": "system", "function": "tool", "observation": "tool"}.get(role, role)
         content = _text_content(msg.get("content"), where, model)
         norm: dict[str, Any] = {"role": role, "content": content}
