@@ -10,6 +10,7 @@ import ctypes
 import logging
 import math
 import os
+import socket
 import threading
 import unicodedata
 from functools import lru_cache
@@ -96,6 +97,15 @@ def _ggml_lib(name: str) -> ctypes.CDLL:
     return ctypes.CDLL(str(base / f"lib{name}.so"))
 
 
+def _probe_rpc(endpoint: str, timeout: float = 5.0) -> None:
+    host, _, port = endpoint.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"RPC worker {endpoint} does not answer ({exc}); is rpc-server running there, and "
+                          "reachable?") from None
+
+
 def add_rpc_servers(endpoints: list[str]) -> None:
     """Register llama.cpp rpc-server workers as devices, as llama-server's `--rpc` does (common/arg.cpp,
     add_rpc_devices): look the RPC backend up by name, get its `ggml_backend_rpc_add_server`, register the
@@ -124,6 +134,7 @@ def add_rpc_servers(endpoints: list[str]) -> None:
         for endpoint in endpoints:
             if endpoint in _rpc_registered:
                 continue
+            _probe_rpc(endpoint)  # llama.cpp aborts the process when it cannot connect: look first
             reg = add_server(endpoint.encode())
             if not reg:
                 raise ConfigError(f"RPC worker {endpoint} does not answer (is rpc-server running there, "
