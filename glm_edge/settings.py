@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     api_key_file: Path | None = Field(default=None, description="a file with one accepted API key per line")
     models_dir: Path | None = Field(default=None, description="where downloaded and converted models live")
     embed_threads: int | None = Field(default=None, ge=1, description="ONNX Runtime threads for embeddings")
+    data_dir: Path | None = Field(default=None,
+                                  description="where the server keeps its data (conversations.sqlite3); "
+                                              "default: <models_dir>/data")
+    conversation_ttl: float = Field(default=86400.0, gt=0,
+                                    description="seconds a stored conversation lives after its last use")
+    documents_dir: Path | None = Field(default=None,
+                                       description="a folder whose files chat requests may name by local path "
+                                                   "in file parts (default: none may be)")
+    remote_documents: bool = Field(default=False,
+                                   description="allow http(s) URLs in file parts (not implemented: refused)")
+    max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1,
+                                    description="the largest document a file part may carry, in bytes")
+    max_documents: int = Field(default=8, ge=0, description="file parts one request may carry")
     log_level: str = Field(default="info", description="debug, info, warning, error")
     log_format: Literal["text", "json"] = Field(default="text",
                                                 description="log lines as text or as one JSON object each")
@@ -156,6 +169,12 @@ class Settings(BaseSettings):
         from glm_edge.defaults import models_home
 
         return models_home()
+
+    def data_home(self) -> Path:
+        """Where the server keeps its own data: `data_dir`, else <models_dir>/data."""
+        if self.data_dir is not None:
+            return self.data_dir.expanduser()
+        return self.models_home() / "data"
 
     def accepted_keys(self) -> list[str]:
         keys = list(self.api_keys)
