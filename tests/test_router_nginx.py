@@ -176,18 +176,29 @@ def test_sse_streams_through_unbuffered(router: Router) -> None:
     assert arrivals[len(arrivals) // 2] < arrivals[-1] - spread / 4, arrivals
 
 
+def _cached_prompt_tokens(address: str) -> float:
+    """The replica's count of prompt tokens taken from a slot's cached prefix (/metrics)."""
+    text = httpx.get(f"http://{address}/metrics", timeout=10).text
+    return sum(float(m) for m in re.findall(r"^glm_edge_prompt_tokens_cached_total\{[^}]*\} (\S+)$", text, re.M))
+
+
 def test_a_session_sticks_to_one_replica_and_hits_its_prefix_cache(router: Router) -> None:
     system = {"role": "system", "content": "You are a terse assistant. " * 12}
     history = [system]
     upstreams = set()
-    cached = []
+    cached = []  # per turn: prompt tokens the replica reused, from its /metrics (and usage, where reported)
     for turn in range(4):
         history.append({"role": "user", "content": f"Turn {turn}: name a fruit."})
+        before = {address: _cached_prompt_tokens(address) for address, _ in router.replicas}
         response = router.chat(history, session="session-0001-sticky", max_tokens=4)
         assert response.status_code == 200, response.text
-        upstreams.add(response.headers["X-Glm-Edge-Upstream"])
+        upstream = response.headers["X-Glm-Edge-Upstream"]
+        upstreams.add(upstream)
         body = response.json()
-        cached.append((body["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0))
+        cached.append(_cached_prompt_tokens(upstream) - before[upstream])
+        details = body["usage"].get("prompt_tokens_details")
+        if details and turn:
+            assert details["cached_tokens"] > 40, details  # the API says so too
         history.append({"role": "assistant", "content": body["choices"][0]["message"]["content"]})
     assert len(upstreams) == 1, upstreams
     assert all(tokens > 40 for tokens in cached[1:]), cached  # the system prompt and earlier turns, reused
