@@ -112,7 +112,7 @@ def test_keyword_without_vocab_and_defaults(client: TestClient) -> None:
                                       "model": "all-MiniLM-L6-v2", "top": 3})
     assert r.status_code == 200, r.text
     names = [k["name"] for k in r.json()["keywords"]]
-    assert len(names) == 3 and any("electric" in n or "battery" in n for n in names)
+    assert len(names) == 3 and any("electric" in n.lower() or "battery" in n.lower() for n in names)
 
 
 @pytest.mark.parametrize("payload,param,code", [
@@ -161,3 +161,19 @@ def test_models_listing_includes_keyword_models(client: TestClient) -> None:
     body = client.get("/models").json()
     kinds = {(m["id"], m["object"]) for m in body["data"]}
     assert ("all-MiniLM-L6-v2", "embedding") in kinds and (MULTILINGUAL_ID, "keyword") in kinds
+
+
+def test_keyword_phrase_fields(client: TestClient) -> None:
+    text = "The state of the art in battery chemistry: solid-state batteries promise safer electric cars."
+    r = client.post("/keyword", json={"input": text, "model": "all-MiniLM-L6-v2", "top": 20,
+                                      "keyphrase_ngram_range": [1, 4], "stop_words": "english"})
+    assert r.status_code == 200, r.text
+    names = [k["name"] for k in r.json()["keywords"]]
+    assert "state of the art" in names and all(n.lower() in text.lower() for n in names)
+    r = client.post("/keyword", json={"input": text, "model": "all-MiniLM-L6-v2", "top": 50, "ngram_range": [1, 1],
+                                      "stop_words": ["battery", "the"]})
+    names = [k["name"] for k in r.json()["keywords"]]
+    assert r.status_code == 200 and "battery" not in names and all(" " not in n for n in names)
+    for bad in [{"ngram_range": [1, 2], "keyphrase_ngram_range": [1, 3]}, {"stop_words": "klingon"},
+                {"keyphrase_ngram_range": [1, 5]}]:
+        _error(client.post("/keyword", json={"input": text, **bad}), 400)

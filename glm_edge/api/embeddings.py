@@ -22,6 +22,8 @@ from glm_edge.api.protocol import (
 )
 from glm_edge.api.state import registry_of
 from glm_edge.errors import InvalidRequestError
+from glm_edge.keywords.extractor import DEFAULT_NGRAM_RANGE
+from glm_edge.keywords.stopwords import resolve_stop_words
 
 router = APIRouter()
 
@@ -69,13 +71,17 @@ async def glm_embedding(body: GlmEmbeddingRequest, request: Request) -> GlmEmbed
 @router.post("/keyword", response_model=KeywordResponse)
 async def glm_keyword(body: KeywordRequest, request: Request) -> KeywordResponse:
     extractor = registry_of(request).keyword_extractor(body.model)
-    low, high = body.ngram_range
+    if body.ngram_range and body.keyphrase_ngram_range and body.ngram_range != body.keyphrase_ngram_range:
+        raise InvalidRequestError("ngram_range and keyphrase_ngram_range disagree; give one", param="ngram_range")
+    low, high = body.keyphrase_ngram_range or body.ngram_range or DEFAULT_NGRAM_RANGE
     if not 1 <= low <= high <= 4:
         raise InvalidRequestError("ngram_range must be [low, high] with 1 <= low <= high <= 4", param="ngram_range")
+    stop_words = resolve_stop_words(body.stop_words)
     if body.vocab is not None and not [v for v in body.vocab if v.strip()]:
         raise InvalidRequestError("vocab must hold at least one non-empty entry", param="vocab")
     found = await extractor.extract(body.input, vocab=body.vocab, top_n=body.top, use_mmr=body.mmr,
                                     use_maxsum=body.maxsum, diversity=body.diversity,
-                                    ngram_range=(low, high), nr_candidates=body.nr_candidates)
+                                    ngram_range=(low, high), nr_candidates=body.nr_candidates,
+                                    stop_words=stop_words)
     note_model(request, extractor.id)
     return KeywordResponse(model=extractor.id, keywords=[Keyword(name=name, similarity=score) for name, score in found])

@@ -407,8 +407,13 @@ class KeywordRequest(RequestModel):
     mmr: bool = False
     maxsum: bool = False
     diversity: float = Field(default=0.3, ge=0.0, le=1.0)
-    ngram_range: tuple[int, int] = (1, 2)
+    # phrase length in words (Chinese: jieba words); KeyBERT's name and the GLM-API's are both accepted
+    # [default (1, 3)]; ignored with `vocab`
+    ngram_range: tuple[int, int] | None = None
+    keyphrase_ngram_range: tuple[int, int] | None = None
     nr_candidates: int = Field(default=20, ge=1, le=1000)
+    # "english", "chinese", "default" (both, the default), or a list of words ([] for none)
+    stop_words: str | list[str] | None = None
 
 
 class Keyword(BaseModel):

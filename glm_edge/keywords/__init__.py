@@ -1,6 +1,8 @@
-"""KeyBERT-style keyword extraction: candidates (jieba / n-grams / vocab), cosine top-k, MMR, Max Sum."""
+"""Keyword extraction: phrase candidates (contiguous spans; jieba for Chinese) or vocab entries, glm-edge's
+ranking, or KeyBERT's cosine top-k, MMR, Max Sum."""
 
-from glm_edge.keywords.candidates import ngram_candidates, tokenize, vocab_candidates
+from glm_edge.keywords.candidates import Phrase, ngram_candidates, phrase_candidates, tokenize, vocab_candidates
 from glm_edge.keywords.extractor import KeywordExtractor, Keywords
 
-__all__ = ["KeywordExtractor", "Keywords", "ngram_candidates", "tokenize", "vocab_candidates"]
+__all__ = ["KeywordExtractor", "Keywords", "Phrase", "ngram_candidates", "phrase_candidates", "tokenize",
+           "vocab_candidates"]

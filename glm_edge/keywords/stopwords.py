@@ -44,3 +44,22 @@ def chinese_stop_words() -> frozenset[str]:
 def default_stop_words() -> frozenset[str]:
     """English and Chinese stop words together (a candidate is dropped when it is either)."""
     return ENGLISH_STOP_WORDS | chinese_stop_words()
+
+
+def resolve_stop_words(value: str | list[str] | None) -> frozenset[str] | None:
+    """A request's `stop_words`: None (the default lists), a list's name, or the words themselves."""
+    from glm_edge.errors import InvalidRequestError
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        name = value.lower()
+        if name == "english":
+            return ENGLISH_STOP_WORDS
+        if name == "chinese":
+            return chinese_stop_words()
+        if name == "default":
+            return default_stop_words()
+        raise InvalidRequestError("stop_words must be 'english', 'chinese', 'default' or a list of words",
+                                  param="stop_words")
+    return frozenset(w.strip().lower() for w in value if w.strip())

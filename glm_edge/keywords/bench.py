@@ -1,0 +1,143 @@
+"""Keyphrase quality and speed: glm-edge's extractor, KeyBERT (same model through sentence-transformers) and
+YAKE on a keyphrase dataset, in one run.
+
+Datasets come in the layout of LIAAD/KeywordExtractor-Datasets (a zip or folder holding `docsutf8/*.txt` and
+`keys/*.key`, one gold keyphrase a line). Scores are the usual ones: predictions and gold phrases are
+lowercased, split into words and Porter-stemmed; a prediction counts when its stemmed form equals a gold one
+(predictions that stem alike count once). P@k, R@k and F1@k are averaged over documents; s/doc is the wall time
+of each system's own extraction loop divided by the number of documents.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+_WORDS = re.compile(r"[a-z0-9]+")
+DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "tests" / "data" / "keyphrase" / "Inspec.zip"
+
+
+def load_dataset(path: Path | str, limit: int | None = None) -> list[tuple[str, str, list[str]]]:
+    """(id, text, gold keyphrases) of the documents, sorted by id (numerically where ids are numbers)."""
+    path = Path(path)
+    files: dict[str, bytes] = {}
+    if path.is_dir():
+        for f in path.rglob("*"):
+            if f.is_file():
+                files[f.relative_to(path).as_posix()] = f.read_bytes()
+    else:
+        with zipfile.ZipFile(path) as zf:
+            files = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+    docs = {Path(n).stem: v for n, v in files.items() if "/docsutf8/" in f"/{n}" and n.endswith(".txt")}
+    keys = {Path(n).stem: v for n, v in files.items() if "/keys/" in f"/{n}" and n.endswith(".key")}
+    ids = sorted(set(docs) & set(keys), key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
+    out = []
+    for doc_id in ids[:limit] if limit else ids:
+        gold = [g.strip() for g in keys[doc_id].decode("utf-8", "replace").splitlines() if g.strip()]
+        out.append((doc_id, docs[doc_id].decode("utf-8", "replace"), gold))
+    return out
+
+
+_stemmer: Any = None
+
+
+def stem_phrase(phrase: str) -> str:
+    global _stemmer
+    if _stemmer is None:
+        from nltk.stem.porter import PorterStemmer  # type: ignore[import-untyped]
+
+        _stemmer = PorterStemmer()
+    return " ".join(_stemmer.stem(w) for w in _WORDS.findall(phrase.lower()))
+
+
+def scores(predicted: list[list[str]], gold: list[list[str]], ks: tuple[int, ...] = (5, 10)) -> dict[str, float]:
+    """Mean P@k, R@k, F1@k over documents (Porter-stemmed exact match)."""
+    out: dict[str, float] = {}
+    for k in ks:
+        p_sum = r_sum = f_sum = 0.0
+        for pred, gold_doc in zip(predicted, gold):
+            gold_set = {stem_phrase(g) for g in gold_doc} - {""}
+            stems = list(dict.fromkeys(s for s in (stem_phrase(p) for p in pred) if s))[:k]
+            hits = len(set(stems) & gold_set)
+            p = hits / k
+            r = hits / len(gold_set) if gold_set else 0.0
+            p_sum, r_sum = p_sum + p, r_sum + r
+            f_sum += 2 * p * r / (p + r) if p + r else 0.0
+        n = max(len(gold), 1)
+        out[f"P@{k}"], out[f"R@{k}"], out[f"F1@{k}"] = p_sum / n, r_sum / n, f_sum / n
+    return out
+
+
+Extract = Callable[[str], list[str]]
+
+
+def _run(extract: Extract, texts: list[str]) -> tuple[list[list[str]], float]:
+    extract(texts[0])  # warm-up (model load, caches of the first document are dropped by the caller)
+    started = time.perf_counter()
+    predicted = [extract(t) for t in texts]
+    return predicted, (time.perf_counter() - started) / len(texts)
+
+
+def run_keyword_bench(dataset: Path | str | None = None, *, limit: int | None = None, top: int = 10,
+                      threads: int | None = None, systems: tuple[str, ...] = ("glm-edge", "keybert", "yake"),
+                      model: Path | str | None = None) -> dict[str, Any]:
+    """Scores and s/doc of each system on the dataset's first `limit` documents (all by default)."""
+    import os
+
+    from glm_edge.embed.defaults import default_embedding_dir
+    from glm_edge.embed.embedder import Embedder
+    from glm_edge.keywords.extractor import KeywordExtractor
+
+    data = load_dataset(dataset or DEFAULT_DATASET, limit)
+    texts, gold = [d[1] for d in data], [d[2] for d in data]
+    threads = threads or os.cpu_count() or 1
+    model_path = Path(model) if model else default_embedding_dir()
+    report: dict[str, Any] = {"dataset": str(dataset or DEFAULT_DATASET), "documents": len(data), "top": top,
+                              "threads": threads, "model": str(model_path), "systems": {}}
+    if "glm-edge" in systems:
+        embedder = Embedder.load(model_path, model_id="bench", threads=threads)
+        try:
+            extractor = KeywordExtractor(embedder, cache_size=0)
+            predicted, per_doc = _run(lambda t: [k for k, _ in extractor.extract_sync(t, top_n=top)], texts)
+        finally:
+            embedder.close()
+        report["systems"]["glm-edge"] = {**scores(predicted, gold), "s_per_doc": per_doc,
+                                         "how": "default /keyword settings", "example": predicted[0]}
+    if "keybert" in systems:
+        checkpoint = json.loads((model_path / "embedding.json").read_text(encoding="utf-8")).get("source")
+        import torch
+        from keybert import KeyBERT  # type: ignore[import-untyped]
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        kb = KeyBERT(model=SentenceTransformer(str(checkpoint), device="cpu"))
+        predicted, per_doc = _run(lambda t: [k for k, _ in kb.extract_keywords(
+            t, keyphrase_ngram_range=(1, 2), stop_words="english", top_n=top)], texts)
+        report["systems"]["keybert"] = {**scores(predicted, gold), "s_per_doc": per_doc,
+                                        "how": "keyphrase_ngram_range=(1, 2), stop_words='english'",
+                                        "example": predicted[0]}
+    if "yake" in systems:
+        import yake  # type: ignore[import-untyped]
+
+        yk = yake.KeywordExtractor(lan="en", n=3, top=top)
+        predicted, per_doc = _run(lambda t: [k for k, _ in yk.extract_keywords(t)], texts)
+        report["systems"]["yake"] = {**scores(predicted, gold), "s_per_doc": per_doc, "how": "n=3",
+                                     "example": predicted[0]}
+    return report
+
+
+def format_keyword_table(report: dict[str, Any]) -> str:
+    lines = [f"{report['dataset']}: {report['documents']} documents, top {report['top']}, {report['threads']} threads, "
+             f"model {report['model']}",
+             f"  {'system':<10} {'P@5':>6} {'F1@5':>6} {'F1@10':>6} {'s/doc':>8}"]
+    for name, row in report["systems"].items():
+        lines.append(f"  {name:<10} {row['P@5']:6.3f} {row['F1@5']:6.3f} {row['F1@10']:6.3f} {row['s_per_doc']:8.4f}")
+    if "mixed_embeddings" in report:
+        m = report["mixed_embeddings"]
+        lines.append(f"  embeddings: {m['short']} short texts {m['short_s']:.3f} s; with one {m['long_tokens']}-token "
+                     f"text {m['mixed_s']:.3f} s ({m['ratio']:.2f}x)")
+    return "\n".join(lines)
