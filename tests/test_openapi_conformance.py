@@ -364,8 +364,18 @@ def test_error_bodies(server: str, route: str, body: dict[str, Any], status: int
 PARTS = {
     "image_url": {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
     "input_audio": {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
-    "file": {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}},
 }
+
+
+def test_a_file_part_that_is_no_document_is_a_400_in_the_error_shape(server: str) -> None:
+    """File parts are read as documents (tests/test_conversations.py); one that does not parse is a 400."""
+    part = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}}
+    res = post(server, "/v1/chat/completions", {"messages": [{"role": "user", "content": [part]}], "max_tokens": 4})
+    assert res.status_code == 400, res.text
+    assert_valid(res.json(), ERROR)
+    error = res.json()["error"]
+    assert error["message"].startswith("messages[0].content[0]: 'a.pdf' is not a readable PDF"), error
+    assert error["param"] == "messages[0].content[0]" and error["code"] == "invalid_document"
 
 
 @pytest.mark.parametrize("kind", sorted(PARTS))

@@ -280,7 +280,7 @@ def test_reasoning_items_on_r1(r1_url: str) -> None:
 
 
 @pytest.mark.parametrize(("body", "status", "says"), [
-    ({"input": FRANCE, "previous_response_id": "resp_123"}, 400, "previous_response_id"),
+    ({"input": FRANCE, "previous_response_id": "resp_123"}, 404, "no conversation"),
     ({"input": []}, 400, "input must not be empty"),
     ({"input": [{"type": "web_search_call", "id": "x"}]}, 400, "an input item's type must be"),
     ({"input": FRANCE, "tools": [{"type": "web_search"}]}, 400, "only function tools"),
@@ -301,11 +301,20 @@ def test_errors_in_openai_shape(url: str, body: dict[str, Any], status: int, say
 
 
 def test_previous_response_id_through_the_sdk(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
+    """A stored response continues by its id (the store of /v1/chat/completions); an unknown id is a 404."""
+    with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(model=MODEL, input=FRANCE, previous_response_id="resp_123")
     error = caught.value.body
     assert isinstance(error, dict) and error["param"] == "previous_response_id"
-    assert "not supported" in error["message"] and error["code"] == "unsupported_parameter"
+    assert error["code"] == "conversation_not_found"
+    first = client.responses.create(model=MODEL, input="My name is Ada. Reply with OK.", temperature=0,
+                                    max_output_tokens=8)
+    assert first.store is True
+    second = client.responses.create(model=MODEL, input="What is my name?", previous_response_id=first.id,
+                                     temperature=0, max_output_tokens=16)
+    assert second.previous_response_id == first.id
+    assert second.usage is not None and second.usage.input_tokens_details.cached_tokens > 0
+    assert second.usage.input_tokens > first.usage.input_tokens  # type: ignore[union-attr]
 
 
 def test_an_error_after_the_200_is_the_error_event(tmp_path: Path, default_gguf: Path) -> None:

@@ -10,13 +10,15 @@ from typing import AsyncIterator, Sequence
 
 from fastapi import Request
 
+from glm_edge.api.conversations import Turn
 from glm_edge.api.metrics import Metrics
-from glm_edge.api.protocol import ChatCompletionRequest, NamedToolChoice, Usage, random_id
+from glm_edge.api.protocol import ChatCompletionRequest, NamedToolChoice, PromptTokensDetails, Usage, random_id
 from glm_edge.api.state import metrics_of, registry_of
 from glm_edge.api.streaming import start_generation
 from glm_edge.chat.deltas import DeltaMessage, ParsedOutput
 from glm_edge.chat_model import ChatModel
 from glm_edge.engine.types import ChunkStream, GenerationChunk, TokenLogprob
+from glm_edge.errors import ContextLengthError
 
 
 def grammar_for(request: ChatCompletionRequest, tool_parser: str = "",
@@ -79,6 +81,7 @@ class Generation:
     n: int
     metrics: Metrics
     completion_tokens: dict[int, int] = field(default_factory=dict)
+    cached_tokens: int = 0  # prompt tokens the slot already held
 
     @property
     def generated_tokens(self) -> int:
@@ -87,12 +90,14 @@ class Generation:
     def usage(self) -> Usage:
         generated = self.generated_tokens
         return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=generated,
-                     total_tokens=self.prompt_tokens + generated)
+                     total_tokens=self.prompt_tokens + generated,
+                     prompt_tokens_details=PromptTokensDetails(cached_tokens=self.cached_tokens))
 
     async def stream(self) -> AsyncIterator[GenerationChunk]:
         """The engine's chunks, noting each choice's token count (the caller closes ``chunks``)."""
         async for chunk in self.chunks:
             self.completion_tokens[chunk.index] = chunk.completion_tokens
+            self.cached_tokens = max(self.cached_tokens, getattr(chunk, "cached_tokens", 0))
             yield chunk
         self.metrics.count_tokens(self.model.id, self.prompt_tokens, self.generated_tokens)
 
@@ -117,14 +122,25 @@ class ChatGeneration(Generation):
 
     request: ChatCompletionRequest
     tool_names: list[str]
+    turn: Turn
+    raw: Request
+    texts: dict[int, str] = field(default_factory=dict)  # every choice's raw text so far
 
     @classmethod
     async def start(cls, request: ChatCompletionRequest, raw: Request,
                     request_id: str | None = None) -> "ChatGeneration":
         """Render, tokenize, make the engine parameters and wait for the first chunk (errors come before any 200)."""
         model = registry_of(raw).chat_model(request.model)
-        rendered = model.render(request.chat_input())
+        turn, chat_input = await Turn.begin(request, raw, request.chat_input())
+        rendered = model.render(chat_input)
         prompt_tokens = model.tokenize_prompt(rendered.prompt)
+        if turn.documents and len(prompt_tokens) >= model.engine.n_ctx:
+            names = ", ".join(repr(d.name) for d in turn.documents)
+            over = len(prompt_tokens) - model.engine.n_ctx + 1
+            raise ContextLengthError(
+                f"the document(s) {names} do not fit the context: the prompt "
+                f"is {len(prompt_tokens)} tokens, {over} tokens more than the {model.engine.n_ctx - 1} that a "
+                f"context of {model.engine.n_ctx} tokens leaves for a prompt; shorten or split the document")
         params = request.to_sampling_params(
             model.defaults, max_tokens=request.new_token_limit(), stop_token_ids=model.stop_token_ids,
             logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0,
@@ -132,8 +148,8 @@ class ChatGeneration(Generation):
             skip_special_tokens=model.skip_special_tokens)
         request_id = request_id or random_id("chatcmpl")
         chunks = await start_generation(model.engine, prompt_tokens, params, request_id, raw, model.id)
-        return cls(request=request, model=model, request_id=request_id, tool_names=rendered.tool_names,
-                   chunks=chunks, prompt_tokens=len(prompt_tokens), n=request.n, metrics=metrics_of(raw))
+        return cls(request=request, model=model, request_id=request_id, tool_names=rendered.tool_names, turn=turn,
+                   raw=raw, chunks=chunks, prompt_tokens=len(prompt_tokens), n=request.n, metrics=metrics_of(raw))
 
     async def results(self) -> list[ChoiceResult]:
         """Every choice, parsed, once generation has ended."""
@@ -145,13 +161,21 @@ class ChatGeneration(Generation):
             reason = parser.finish_reason(collected.finish.get(index, "stop")) or "stop"
             results.append(ChoiceResult(index=index, parsed=parsed, finish_reason=reason,
                                         logprobs=collected.logprobs[index]))
+        if results:
+            await self.turn.finish(self.raw, results[0].parsed, self.request_id)
         return results
+
+    async def remember(self) -> None:
+        """After a stream has ended: store the turn, with choice 0's answer parsed anew from its text."""
+        parsed = self.model.output_parser(self.tool_names).parse(self.texts.get(0, ""))
+        await self.turn.finish(self.raw, parsed, self.request_id)
 
     async def events(self) -> AsyncIterator[ChoiceEvent]:
         """One event per engine chunk, through fresh per-choice parsers (the caller closes ``chunks``)."""
         parsers = [self.model.output_parser(self.tool_names) for _ in range(self.n)]  # fresh per choice
         async for chunk in self.stream():
             parser = parsers[chunk.index]
+            self.texts[chunk.index] = self.texts.get(chunk.index, "") + chunk.text
             deltas = parser.feed(chunk.text) if chunk.text else []
             if chunk.finish_reason is not None:
                 deltas += parser.finish()

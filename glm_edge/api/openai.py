@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from glm_edge.api import conversations
 from glm_edge.api.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList, ResponsesRequest
 from glm_edge.api.serving_chat import create_chat_completion
 from glm_edge.api.serving_completion import create_completion
@@ -15,6 +16,7 @@ from glm_edge.errors import ModelLoadingError, ModelNotFoundError
 from glm_edge.registry import ModelRegistry
 
 router = APIRouter()
+router.include_router(conversations.router)  # GET / DELETE /v1/conversations/{id}
 
 
 @router.post("/v1/chat/completions")

@@ -80,6 +80,8 @@ class ContentPart(RequestModel):
 
     type: str = "text"
     text: str | None = None
+    file_url: Union[dict[str, Any], str, None] = None  # glm-api: {"url": data URL or path}
+    file: dict[str, Any] | None = None  # OpenAI: {"filename", "file_data": data URL} (glm_edge.documents)
 
 
 class ChatMessage(RequestModel):
@@ -219,6 +221,9 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[ToolDefinition] | None = None
     tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
     parallel_tool_calls: bool | None = None
+    # a stored conversation (or a response id of one of its answers) to continue: its messages go first
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
+    store: bool | None = None  # false: do not store this turn
 
     @model_validator(mode="after")
     def _consistent(self) -> "ChatCompletionRequest":
@@ -275,10 +280,15 @@ class ChatChoice(BaseModel):
     finish_reason: str | None = None
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = 0  # prompt tokens whose KV the slot already held
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails | None = omitted_when_none()
 
 
 class ChatCompletionResponse(BaseModel):
@@ -289,6 +299,7 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     system_fingerprint: str | None = omitted_when_none()
+    conversation_id: str | None = omitted_when_none()  # the stored conversation this answer continues
 
 
 class ChatChunkChoice(BaseModel):
@@ -305,6 +316,7 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = omitted_when_none()  # only on the include_usage chunk
+    conversation_id: str | None = omitted_when_none()
 
 
 # ------------------------------------------------------------------------------------ text completions
@@ -591,10 +603,6 @@ class ResponsesRequest(RequestModel):
         """The chat request this response is generated from: ``instructions`` as the first (system) message,
         the input items as messages (calls made earlier as an assistant turn with ``tool_calls``, their results as
         ``tool`` turns), flat function tools as chat tools, ``max_output_tokens`` as the token limit."""
-        if self.previous_response_id is not None:
-            raise InvalidRequestError("previous_response_id is not supported: this server keeps no conversations "
-                                      "yet; send the whole conversation as input", param="previous_response_id",
-                                      code="unsupported_parameter")
         messages: list[ChatMessage] = []
         if self.instructions:
             messages.append(ChatMessage(role="system", content=self.instructions))
@@ -620,6 +628,7 @@ class ResponsesRequest(RequestModel):
         return ChatCompletionRequest(
             model=self.model, messages=messages, max_tokens=self.max_output_tokens, temperature=self.temperature,
             top_p=self.top_p, stream=self.stream, user=self.user, parallel_tool_calls=self.parallel_tool_calls,
+            conversation_id=self.previous_response_id, store=self.store,
             tools=[ToolDefinition(function=FunctionDefinition(name=t.name, description=t.description,
                                                               parameters=t.parameters, strict=t.strict))
                    for t in self.tools] if self.tools else None,

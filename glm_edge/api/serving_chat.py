@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from glm_edge.api.generation import ChatGeneration
 from glm_edge.api.protocol import (
@@ -38,8 +38,11 @@ async def create_chat_completion(request: ChatCompletionRequest,
     generation = await ChatGeneration.start(request, raw)
     if request.stream:
         return StreamingResponse(event_stream(_events(generation), generation.chunks),
-                                 media_type="text/event-stream", headers=SSE_HEADERS)
-    return await unless_disconnected(raw, _complete(generation))
+                                 media_type="text/event-stream", headers={**SSE_HEADERS, **generation.turn.headers()})
+    response = await unless_disconnected(raw, _complete(generation))
+    if isinstance(response, ChatCompletionResponse):
+        return JSONResponse(response.model_dump(mode="json"), headers=generation.turn.headers())
+    return response
 
 
 async def _complete(generation: ChatGeneration) -> ChatCompletionResponse:
@@ -53,7 +56,7 @@ async def _complete(generation: ChatGeneration) -> ChatCompletionResponse:
                                   logprobs=ChoiceLogprobs(content=logprob_entries(result.logprobs))
                                   if request.logprobs else None))
     return ChatCompletionResponse(id=generation.request_id, model=generation.model.id, choices=choices,
-                                  usage=generation.usage())
+                                  usage=generation.usage(), conversation_id=generation.turn.public_id)
 
 
 async def _events(generation: ChatGeneration) -> AsyncIterator[str]:
@@ -62,7 +65,8 @@ async def _events(generation: ChatGeneration) -> AsyncIterator[str]:
 
     def chunk_json(choice: ChatChunkChoice | None, usage: Usage | None = None) -> str:
         body = ChatCompletionChunk(id=generation.request_id, created=created, model=generation.model.id,
-                                   choices=[choice] if choice else [], usage=usage)
+                                   choices=[choice] if choice else [], usage=usage,
+                                   conversation_id=generation.turn.public_id)
         return sse(body.model_dump_json())
 
     for index in range(request.n):
@@ -76,5 +80,6 @@ async def _events(generation: ChatGeneration) -> AsyncIterator[str]:
         if event.finish_reason is not None:
             yield chunk_json(ChatChunkChoice(index=event.index, delta=DeltaMessage(),
                                              finish_reason=event.finish_reason))
+    await generation.remember()
     if request.stream_options and request.stream_options.include_usage:
         yield chunk_json(None, generation.usage())

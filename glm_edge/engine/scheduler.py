@@ -202,6 +202,7 @@ class Scheduler:
         primary = scored[0]
         followers = sorted(scored[1:], key=lambda s: (len(s.tokens) > 0, s.last_used))[: task.params.n - 1]
         n_past = self._reusable_prefix(primary, prompt)
+        task.n_cached = n_past
         if n_past > 0:
             self.counters["prefix_cache_hits"] += 1
             self.counters["prompt_tokens_cached"] += n_past
@@ -315,7 +316,8 @@ class Scheduler:
             logprobs = [logprobs_for(self.ctx, idx, self.model.n_vocab, token, params.top_logprobs,
                                      self._piece_fn(task))]
         chunk = GenerationChunk(index=choice.index, text="", token_ids=[token], logprobs=logprobs,
-                                prompt_tokens=len(task.prompt), completion_tokens=choice.n_generated)
+                                prompt_tokens=len(task.prompt), completion_tokens=choice.n_generated,
+                                cached_tokens=task.n_cached)
         if choice.n_generated == 1 and task.started_at is not None:
             chunk.queue_seconds = task.started_at - task.posted_at
         if token in task.stop_ids or (not params.ignore_eos and self.model.is_eog(token)):

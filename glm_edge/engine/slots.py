@@ -61,6 +61,7 @@ class Task:
     done: bool = False
     posted_at: float = field(default_factory=time.perf_counter)  # when the caller submitted it
     started_at: float | None = None  # when it got its slots
+    n_cached: int = 0  # prompt tokens reused from the slot's KV
 
     @property
     def n_finished(self) -> int:

@@ -55,6 +55,7 @@ class GenerationChunk:
     stop_reason: str | int | None = None  # the stop string or token id that ended it
     prompt_tokens: int = 0
     completion_tokens: int = 0  # tokens generated so far by this choice
+    cached_tokens: int = 0  # prompt tokens whose KV the slot already held (reused, not decoded again)
     queue_seconds: float | None = None  # on each choice's first chunk: how long the request waited for a slot
 
 
