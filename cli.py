@@ -241,17 +241,31 @@ def list_models(as_json: bool) -> None:
 @click.option("--ctx-size", type=int, help="context per slot of the server started for the run")
 @click.option("--n-gpu-layers", type=int, default=-1, show_default=True)
 @click.option("--embeddings", is_flag=True, help="benchmark the embedder instead of chat")
+@click.option("--keywords", "keywords_dataset", metavar="DATASET",
+              help="keyphrase quality and s/doc of glm-edge, KeyBERT and YAKE on DATASET (a LIAAD-layout zip or "
+                   "folder; 'inspec' for the vendored Inspec)")
+@click.option("--limit", type=int, help="with --keywords: the first N documents only")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def bench(model: str | None, url: str | None, concurrency: str, max_tokens: int, prompt_tokens: int,
           requests_per_level: int | None, no_baseline: bool, parallel: int | None, threads: int | None,
           long_tokens: int, no_join: bool, api: str, api_key: str | None, in_process: bool, reference: bool,
-          ctx_size: int | None, n_gpu_layers: int, embeddings: bool, as_json: bool) -> None:
+          ctx_size: int | None, n_gpu_layers: int, embeddings: bool, keywords_dataset: str | None, limit: int | None,
+          as_json: bool) -> None:
     """Measure tok/s, aggregate tok/s and TTFT through the HTTP API, against llama-cpp-python's Llama."""
     try:
         levels = [int(x) for x in concurrency.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter("a comma-separated list of integers", param_hint="--concurrency") from None
     try:
+        if keywords_dataset:
+            from glm_edge.keywords.bench import DEFAULT_DATASET, format_keyword_table, run_keyword_bench
+
+            dataset = DEFAULT_DATASET if keywords_dataset.lower() == "inspec" else Path(keywords_dataset)
+            if not dataset.exists():
+                raise click.BadParameter(f"{dataset} does not exist", param_hint="--keywords")
+            report = run_keyword_bench(dataset, limit=limit, threads=threads, model=model)
+            click.echo(json.dumps(report, indent=2) if as_json else format_keyword_table(report))
+            return
         if embeddings:
             from glm_edge.embed.bench import format_embed_table, run_embed_bench
 

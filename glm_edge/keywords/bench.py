@@ -82,10 +82,36 @@ def _run(extract: Extract, texts: list[str]) -> tuple[list[list[str]], float]:
     return predicted, (time.perf_counter() - started) / len(texts)
 
 
+def _keybert(model_path: Path, threads: int, embedder: Any | None) -> Any:
+    from keybert import KeyBERT  # type: ignore[import-untyped]
+
+    if embedder is not None:
+        import numpy as np
+
+        same = embedder
+        from keybert.backend import BaseEmbedder  # type: ignore[import-untyped]
+
+        class Ours(BaseEmbedder):  # type: ignore[misc]
+            def embed(self, documents: Any, verbose: bool = False) -> Any:
+                return np.asarray(same.embed_sync([str(d) for d in documents], truncate="cut").vectors)
+
+        return KeyBERT(model=Ours())
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    checkpoint = json.loads((model_path / "embedding.json").read_text(encoding="utf-8")).get("source")
+    torch.set_num_threads(threads)
+    return KeyBERT(model=SentenceTransformer(str(checkpoint), device="cpu"))
+
+
 def run_keyword_bench(dataset: Path | str | None = None, *, limit: int | None = None, top: int = 10,
                       threads: int | None = None, systems: tuple[str, ...] = ("glm-edge", "keybert", "yake"),
-                      model: Path | str | None = None) -> dict[str, Any]:
-    """Scores and s/doc of each system on the dataset's first `limit` documents (all by default)."""
+                      model: Path | str | None = None, mixed: bool = True,
+                      keybert_backend: str = "sentence-transformers") -> dict[str, Any]:
+    """Scores and s/doc of each system on the dataset's first `limit` documents (all by default).
+
+    `keybert_backend="glm-edge"` feeds KeyBERT vectors from glm-edge's ONNX embedder of the same model instead of
+    sentence-transformers (quality checks without torch's start-up and speed; not for timing)."""
     import os
 
     from glm_edge.embed.defaults import default_embedding_dir
@@ -95,31 +121,27 @@ def run_keyword_bench(dataset: Path | str | None = None, *, limit: int | None = 
     data = load_dataset(dataset or DEFAULT_DATASET, limit)
     texts, gold = [d[1] for d in data], [d[2] for d in data]
     threads = threads or os.cpu_count() or 1
-    model_path = Path(model) if model else default_embedding_dir()
+    model_path = Path(model) if model and str(model) != "all-MiniLM-L6-v2" else default_embedding_dir()
     report: dict[str, Any] = {"dataset": str(dataset or DEFAULT_DATASET), "documents": len(data), "top": top,
                               "threads": threads, "model": str(model_path), "systems": {}}
-    if "glm-edge" in systems:
-        embedder = Embedder.load(model_path, model_id="bench", threads=threads)
-        try:
+    embedder = Embedder.load(model_path, model_id="bench", threads=threads)
+    try:
+        if "glm-edge" in systems:
             extractor = KeywordExtractor(embedder, cache_size=0)
             predicted, per_doc = _run(lambda t: [k for k, _ in extractor.extract_sync(t, top_n=top)], texts)
-        finally:
-            embedder.close()
-        report["systems"]["glm-edge"] = {**scores(predicted, gold), "s_per_doc": per_doc,
-                                         "how": "default /keyword settings", "example": predicted[0]}
-    if "keybert" in systems:
-        checkpoint = json.loads((model_path / "embedding.json").read_text(encoding="utf-8")).get("source")
-        import torch
-        from keybert import KeyBERT  # type: ignore[import-untyped]
-        from sentence_transformers import SentenceTransformer
-
-        torch.set_num_threads(threads)
-        kb = KeyBERT(model=SentenceTransformer(str(checkpoint), device="cpu"))
-        predicted, per_doc = _run(lambda t: [k for k, _ in kb.extract_keywords(
-            t, keyphrase_ngram_range=(1, 2), stop_words="english", top_n=top)], texts)
-        report["systems"]["keybert"] = {**scores(predicted, gold), "s_per_doc": per_doc,
-                                        "how": "keyphrase_ngram_range=(1, 2), stop_words='english'",
-                                        "example": predicted[0]}
+            report["systems"]["glm-edge"] = {**scores(predicted, gold), "s_per_doc": per_doc,
+                                             "how": "default /keyword settings", "example": predicted[0]}
+            if mixed:
+                report["mixed_embeddings"] = mixed_embeddings(embedder)
+        if "keybert" in systems:
+            kb = _keybert(model_path, threads, embedder if keybert_backend == "glm-edge" else None)
+            predicted, per_doc = _run(lambda t: [k for k, _ in kb.extract_keywords(
+                t, keyphrase_ngram_range=(1, 2), stop_words="english", top_n=top)], texts)
+            report["systems"]["keybert"] = {**scores(predicted, gold), "s_per_doc": per_doc,
+                                            "how": f"keyphrase_ngram_range=(1, 2), stop_words='english', "
+                                                   f"{keybert_backend}", "example": predicted[0]}
+    finally:
+        embedder.close()
     if "yake" in systems:
         import yake  # type: ignore[import-untyped]
 
@@ -128,6 +150,23 @@ def run_keyword_bench(dataset: Path | str | None = None, *, limit: int | None = 
         report["systems"]["yake"] = {**scores(predicted, gold), "s_per_doc": per_doc, "how": "n=3",
                                      "example": predicted[0]}
     return report
+
+
+def mixed_embeddings(embedder: Any, *, short: int = 200, long_words: int = 400, rounds: int = 5) -> dict[str, Any]:
+    """The issue's padding figure: seconds (best of `rounds`) to embed `short` short texts in one request, and the
+    same with one long text (`long_words` words, cut to the model's length) added."""
+    shorts = [f"keyword phrase number {i}" for i in range(short)]
+    long = " ".join(f"word{i} of a long document" for i in range(long_words // 5 + 1))
+    long_tokens = embedder.prepare_texts([long], truncate="cut")[0].length
+    embedder.embed_sync([long] + shorts)  # warm-up
+    best = {"short": float("inf"), "mixed": float("inf")}
+    for _ in range(rounds):
+        for name, texts in (("short", shorts), ("mixed", [long] + shorts)):
+            started = time.perf_counter()
+            embedder.embed_sync(texts, truncate="cut")
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {"short": short, "long_tokens": long_tokens, "short_s": best["short"], "mixed_s": best["mixed"],
+            "ratio": best["mixed"] / best["short"]}
 
 
 def format_keyword_table(report: dict[str, Any]) -> str:
