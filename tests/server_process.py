@@ -20,6 +20,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, *, timeout: float, what: str, log: Path) -> None:
+    """Until ``proc`` accepts TCP connections on 127.0.0.1:``port``; fails with its log if it dies first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, log.read_text(errors="replace") if log.exists() else f"{what} exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{what} does not listen on port {port}"
+            time.sleep(0.1)
+
+
 @contextmanager
 def server_process(*args: str, env: dict[str, str] | None = None, timeout: float = 300.0,
                    log_path: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
@@ -46,13 +70,7 @@ def server_process(*args: str, env: dict[str, str] | None = None, timeout: float
             time.sleep(0.5)
         yield url, proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=30)
         if log_path:
             log.close()
 

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server_process import free_port
+from tests.server_process import free_port, stop_process, wait_listening
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
@@ -79,16 +78,6 @@ def _wait_healthy(address: str, proc: subprocess.Popen[bytes], timeout: float = 
         time.sleep(0.3)
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class Router:
     def __init__(self, url: str, replicas: list[tuple[str, subprocess.Popen[bytes]]], prefix: Path) -> None:
         self.url = url
@@ -113,7 +102,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
     with ExitStack() as stack:
         replicas = [_start_replica(prefix / f"replica{i}.log") for i in range(3)]
         for _, proc in replicas:
-            stack.callback(_stop, proc)
+            stack.callback(stop_process, proc)
         for address, proc in replicas:
             _wait_healthy(address, proc)
         port = free_port()
@@ -121,16 +110,8 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
         conf.write_text(render_nginx_conf([address for address, _ in replicas], port, prefix))
         nginx = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
                                   "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        stack.callback(_stop, nginx)
-        deadline = time.monotonic() + 10
-        while True:
-            assert nginx.poll() is None, (prefix / "error.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx does not listen"
-                time.sleep(0.1)
+        stack.callback(stop_process, nginx)
+        wait_listening(nginx, port, timeout=10, what="nginx", log=prefix / "error.log")
         yield Router(f"http://127.0.0.1:{port}", replicas, prefix)
 
 

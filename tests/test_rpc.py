@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server_process import free_port, running_server
+from tests.server_process import free_port, running_server, stop_process, wait_listening
 
 VERSION = "0.3.36"
 RPC_BUILD = Path(os.environ.get("GLM_EDGE_RPC_BUILD")
@@ -45,23 +43,10 @@ def rpc_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         proc = subprocess.Popen([str(RPC_BUILD / "bin" / "rpc-server"), "--host", "127.0.0.1", "--port", str(port),
                                  "--threads", "2"], stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "rpc-server does not listen"
-                time.sleep(0.2)
+        wait_listening(proc, port, timeout=30, what="rpc-server", log=log)
         yield f"127.0.0.1:{port}", proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
 
 
 def _answers(url: str) -> list[tuple[str, int]]:
