@@ -245,12 +245,13 @@ def list_models(as_json: bool) -> None:
               help="keyphrase quality and s/doc of glm-edge, KeyBERT and YAKE on DATASET (a LIAAD-layout zip or "
                    "folder; 'inspec' for the vendored Inspec)")
 @click.option("--limit", type=int, help="with --keywords: the first N documents only")
+@click.option("--skip", type=int, default=0, help="with --keywords: leave out the first N documents (a held-out slice)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def bench(model: str | None, url: str | None, concurrency: str, max_tokens: int, prompt_tokens: int,
           requests_per_level: int | None, no_baseline: bool, parallel: int | None, threads: int | None,
           long_tokens: int, no_join: bool, api: str, api_key: str | None, in_process: bool, reference: bool,
           ctx_size: int | None, n_gpu_layers: int, embeddings: bool, keywords_dataset: str | None, limit: int | None,
-          as_json: bool) -> None:
+          skip: int, as_json: bool) -> None:
     """Measure tok/s, aggregate tok/s and TTFT through the HTTP API, against llama-cpp-python's Llama."""
     try:
         levels = [int(x) for x in concurrency.split(",") if x.strip()]
@@ -263,7 +264,7 @@ def bench(model: str | None, url: str | None, concurrency: str, max_tokens: int,
             dataset = DEFAULT_DATASET if keywords_dataset.lower() == "inspec" else Path(keywords_dataset)
             if not dataset.exists():
                 raise click.BadParameter(f"{dataset} does not exist", param_hint="--keywords")
-            report = run_keyword_bench(dataset, limit=limit, threads=threads, model=model)
+            report = run_keyword_bench(dataset, limit=limit, skip=skip, threads=threads, model=model)
             click.echo(json.dumps(report, indent=2) if as_json else format_keyword_table(report))
             return
         if embeddings:
