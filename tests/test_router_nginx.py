@@ -227,7 +227,9 @@ def test_stopping_replicas_loses_no_request(router: Router) -> None:
     # the failover really happened: nginx tried the stopped replicas and went on (the header lists every try)
     assert any("," in tried for tried in upstreams), Counter(upstreams)
     errors = router.error_log.read_text()
-    assert "Connection refused" in errors or "prematurely closed" in errors, errors
+    # how the killed replica's failure shows depends on the moment it died: refused, reset, or closed mid-answer
+    assert any(sign in errors for sign in ("Connection refused", "Connection reset by peer", "prematurely closed")), \
+        errors
     print(Counter(upstreams))
 
 
