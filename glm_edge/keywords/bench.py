@@ -85,6 +85,10 @@ def _run(extract: Extract, texts: list[str]) -> tuple[list[list[str]], float]:
 
 
 def _keybert(model_path: Path, threads: int, embedder: Any | None) -> Any:
+    import os
+
+    # keybert imports litellm, which otherwise fetches a price list from the internet at import
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from keybert import KeyBERT  # type: ignore[import-untyped]
 
     if embedder is not None:
