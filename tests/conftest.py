@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    from glm_edge.embed import Embedder
 
 # keybert imports litellm, which fetches a price list from the internet at import unless told to use its own copy
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -37,6 +40,27 @@ def minilm_checkpoint() -> Path:
     from glm_edge.defaults import default_embedding_checkpoint
 
     return default_embedding_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedder]:
+    """all-MiniLM-L6-v2 as the server loads it: converted once to ONNX (into a fresh models folder), 2 threads."""
+    from glm_edge.embed import Embedder, default_embedding_dir
+
+    embedder = Embedder.load(default_embedding_dir(tmp_path_factory.mktemp("home")), model_id="all-MiniLM-L6-v2",
+                             threads=2)
+    yield embedder
+    embedder.close()
+
+
+@pytest.fixture(scope="session")
+def use_multilingual() -> Iterator[Embedder]:
+    """The multilingual Universal Sentence Encoder v3 (int8 ONNX) as the server loads it, 2 threads."""
+    from glm_edge.embed import Embedder, multilingual_default_model
+
+    embedder = Embedder.load(multilingual_default_model(), model_id="use-multilingual-v3-int8", threads=2)
+    yield embedder
+    embedder.close()
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,22 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, *, timeout: float, 
             time.sleep(0.1)
 
 
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], *, timeout: float, log_path: Path | None = None) -> None:
+    """Until the server at ``url`` answers /health with 200; fails if it exits first or takes over ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server {url} exited with {proc.returncode}; log: {log_path}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server {url} not healthy after {timeout} s; log: {log_path}")
+        time.sleep(0.3)
+
+
 @contextmanager
 def server_process(*args: str, env: dict[str, str] | None = None, timeout: float = 300.0,
                    log_path: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
@@ -56,18 +72,7 @@ def server_process(*args: str, env: dict[str, str] | None = None, timeout: float
     proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; log: {log_path}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"server not healthy after {timeout} s; log: {log_path}")
-            time.sleep(0.5)
+        wait_healthy(url, proc, timeout=timeout, log_path=log_path)
         yield url, proc
     finally:
         stop_process(proc, timeout=30)

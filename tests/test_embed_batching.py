@@ -4,9 +4,8 @@ length, and the vectors are the ones each text gets on its own."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from glm_edge.embed import Embedder, default_embedding_dir
+from glm_edge.embed import Embedder
 from glm_edge.embed.backends import Item
 from glm_edge.embed.batcher import MicroBatcher
 
@@ -34,13 +33,6 @@ def test_grouping_keeps_the_token_budget_and_the_size_cap() -> None:
     assert all(len(c) <= 20 for c in chunks) and sum(map(len, chunks)) == 300
     strict = _widths([3, 4, 5, 30, 31, 200, 201], max_pad_ratio=1.0, pad_slack=0)
     assert strict == [[3], [4], [5], [30], [31], [200], [201]]
-
-
-@pytest.fixture(scope="module")
-def minilm(tmp_path_factory: pytest.TempPathFactory):
-    e = Embedder.load(default_embedding_dir(tmp_path_factory.mktemp("home")), model_id="all-MiniLM-L6-v2", threads=2)
-    yield e
-    e.close()
 
 
 def test_mixed_lengths_give_the_vectors_of_each_text_alone(minilm: Embedder) -> None:

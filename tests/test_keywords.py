@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glm_edge.embed import Embedder, default_embedding_dir, multilingual_default_model
+from glm_edge.embed import Embedder
 from glm_edge.errors import InvalidRequestError
 from glm_edge.keywords import KeywordExtractor, ngram_candidates, phrase_candidates, tokenize, vocab_candidates
 from glm_edge.keywords.stopwords import ENGLISH_STOP_WORDS, chinese_stop_words, default_stop_words
@@ -29,20 +29,6 @@ CHINESE_DOCS = [
     "深度学习模型的训练需要大量的标注数据和强大的计算资源，图形处理器的并行计算能力大大缩短了训练时间。",
 ]
 GLM_EXAMPLE_VOCAB = ["华为", "周鸿祎", "360", "新能源车", "智界", "工业", "其他"]
-
-
-@pytest.fixture(scope="module")
-def minilm(tmp_path_factory: pytest.TempPathFactory):
-    e = Embedder.load(default_embedding_dir(tmp_path_factory.mktemp("home")), model_id="all-MiniLM-L6-v2", threads=2)
-    yield e
-    e.close()
-
-
-@pytest.fixture(scope="module")
-def use_multilingual():
-    e = Embedder.load(multilingual_default_model(), model_id="use-multilingual-v3-int8", threads=2)
-    yield e
-    e.close()
 
 
 def _keybert(extractor: KeywordExtractor):

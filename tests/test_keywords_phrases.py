@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from glm_edge.embed import Embedder, default_embedding_dir, multilingual_default_model
+from glm_edge.embed import Embedder
 from glm_edge.keywords import KeywordExtractor, phrase_candidates
 from glm_edge.keywords.bench import DEFAULT_DATASET, load_dataset
 from glm_edge.keywords.stopwords import ENGLISH_STOP_WORDS, default_stop_words, resolve_stop_words
@@ -30,17 +30,13 @@ def _occurs(keyword: str, text: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory: pytest.TempPathFactory):
-    e = Embedder.load(default_embedding_dir(tmp_path_factory.mktemp("home")), model_id="all-MiniLM-L6-v2", threads=2)
-    yield KeywordExtractor(e)
-    e.close()
+def english_keywords(minilm: Embedder) -> KeywordExtractor:
+    return KeywordExtractor(minilm)
 
 
 @pytest.fixture(scope="module")
-def multilingual():
-    e = Embedder.load(multilingual_default_model(), model_id="use-multilingual-v3-int8", threads=2)
-    yield KeywordExtractor(e)
-    e.close()
+def chinese_keywords(use_multilingual: Embedder) -> KeywordExtractor:
+    return KeywordExtractor(use_multilingual)
 
 
 def test_candidates_are_spans_inside_one_clause_without_stop_words_at_the_ends() -> None:
@@ -67,22 +63,22 @@ def test_chinese_candidates_are_words_of_one_clause() -> None:
 
 
 @pytest.mark.parametrize("doc", ENGLISH_DOCS + [d[1] for d in load_dataset(DEFAULT_DATASET, 5)])
-def test_every_english_keyword_occurs_in_the_input(minilm: KeywordExtractor, doc: str) -> None:
+def test_every_english_keyword_occurs_in_the_input(english_keywords: KeywordExtractor, doc: str) -> None:
     for options in [{}, {"use_mmr": True, "diversity": 0.6}, {"use_maxsum": True}, {"ngram_range": (1, 4)}]:
-        found = minilm.extract_sync(doc, top_n=10, **options)
+        found = english_keywords.extract_sync(doc, top_n=10, **options)
         assert found and all(_occurs(name, doc) for name, _ in found), (options, found)
         assert len({n.lower() for n, _ in found}) == len(found)
 
 
 @pytest.mark.parametrize("doc", CHINESE_DOCS + NEWS_ZH)
-def test_every_chinese_keyword_occurs_in_the_input(multilingual: KeywordExtractor, doc: str) -> None:
-    found = multilingual.extract_sync(doc, top_n=8)
+def test_every_chinese_keyword_occurs_in_the_input(chinese_keywords: KeywordExtractor, doc: str) -> None:
+    found = chinese_keywords.extract_sync(doc, top_n=8)
     assert found and all(_occurs(name, doc) for name, _ in found), found
     assert all(len(name) >= 2 for name, _ in found)
 
 
-def test_seed_text_gives_real_words(multilingual: KeywordExtractor) -> None:
-    names = [n for n, _ in multilingual.extract_sync(CHINESE_DOCS[0], top_n=10)]
+def test_seed_text_gives_real_words(chinese_keywords: KeywordExtractor) -> None:
+    names = [n for n, _ in chinese_keywords.extract_sync(CHINESE_DOCS[0], top_n=10)]
     assert not {"华为国产", "司机今天", "我车收到"} & set(names)
     assert {"华为", "周鸿祎", "北京车展", "智界", "智界S7", "后座司机"} & set(names)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server_process import free_port, stop_process, wait_listening
+from tests.server_process import free_port, stop_process, wait_healthy, wait_listening
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
@@ -65,19 +65,6 @@ def _start_replica(log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
     return f"127.0.0.1:{port}", proc
 
 
-def _wait_healthy(address: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, f"replica {address} exited with {proc.returncode}"
-        try:
-            if httpx.get(f"http://{address}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"replica {address} not healthy"
-        time.sleep(0.3)
-
-
 class Router:
     def __init__(self, url: str, replicas: list[tuple[str, subprocess.Popen[bytes]]], prefix: Path) -> None:
         self.url = url
@@ -104,7 +91,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
         for _, proc in replicas:
             stack.callback(stop_process, proc)
         for address, proc in replicas:
-            _wait_healthy(address, proc)
+            wait_healthy(f"http://{address}", proc, timeout=120)
         port = free_port()
         conf = prefix / "nginx.conf"
         conf.write_text(render_nginx_conf([address for address, _ in replicas], port, prefix))
