@@ -97,7 +97,7 @@ class Generation:
         """The engine's chunks, noting each choice's token count (the caller closes ``chunks``)."""
         async for chunk in self.chunks:
             self.completion_tokens[chunk.index] = chunk.completion_tokens
-            self.cached_tokens = max(self.cached_tokens, getattr(chunk, "cached_tokens", 0))
+            self.cached_tokens = max(self.cached_tokens, chunk.cached_tokens)
             yield chunk
         self.metrics.count_tokens(self.model.id, self.prompt_tokens, self.generated_tokens)
 
