@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from glm_edge.catalog import CatalogEntry
+from glm_edge.chat.messages import ChatInput
 from glm_edge.chat.output import ChatOutputParser
-from glm_edge.chat.prompt import ChatInput, RenderedPrompt, render_chat_prompt
+from glm_edge.chat.prompt import RenderedPrompt, render_chat_prompt
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.engine.types import Engine
 
@@ -36,9 +37,8 @@ class ChatModel:
         return not (self.reasoning_parser or self.tool_parser)
 
     def render(self, chat: ChatInput) -> RenderedPrompt:
-        return render_chat_prompt(self.template, self.family, chat.messages, history=chat.history, tools=chat.tools,
-                                  tool_choice=chat.tool_choice, bos_token=self.bos_token, eos_token=self.eos_token,
-                                  model=self.id)
+        return render_chat_prompt(self.template, self.family, chat, bos_token=self.bos_token,
+                                  eos_token=self.eos_token, model=self.id)
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         """Special tokens parsed, no BOS added: the templates emit their own."""

@@ -1,4 +1,5 @@
-"""Documents in chat messages: ``file`` content parts turned into text parts the model reads, with the file name.
+"""Documents in chat messages: ``file`` content parts turned into the text the model reads, with the file name
+(``DocumentReader``, which the API layer's edge calls while it converts a request's messages).
 
 Two wire forms are taken:
 
@@ -22,7 +23,7 @@ import mimetypes
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from glm_edge.errors import InvalidRequestError
 
@@ -54,45 +55,41 @@ class Document:
     media_type: str
     text: str
 
-    def as_text_part(self) -> dict[str, str]:
-        return {"type": "text", "text": f'<document name="{self.name}">\n{self.text.strip()}\n</document>'}
+    def as_text(self) -> str:
+        """The document as the model reads it: its text inside a tag that names the file."""
+        return f'<document name="{self.name}">\n{self.text.strip()}\n</document>'
 
 
-def has_file_parts(messages: list[dict[str, Any]]) -> bool:
-    return any(isinstance(m.get("content"), list) and any(isinstance(p, dict) and p.get("type") == "file"
-                                                          for p in m["content"]) for m in messages)
+class FilePart(Protocol):
+    """A ``file`` content part as the request model holds it (``protocol.ContentPart``)."""
+
+    @property
+    def file_url(self) -> dict[str, Any] | str | None: ...
+
+    @property
+    def file(self) -> dict[str, Any] | None: ...
 
 
-def expand_documents(messages: list[dict[str, Any]], limits: DocumentLimits,
-                     where: str = "messages") -> tuple[list[dict[str, Any]], list[Document]]:
-    """The messages with every file part replaced by a text part holding the document (blocking: run it in a
-    thread), and the documents read."""
-    out: list[dict[str, Any]] = []
-    documents: list[Document] = []
-    for i, message in enumerate(messages):
-        content = message.get("content")
-        if not isinstance(content, list):
-            out.append(message)
-            continue
-        parts = []
-        for j, part in enumerate(content):
-            if isinstance(part, dict) and part.get("type") == "file":
-                here = f"{where}[{i}].content[{j}]"
-                if len(documents) >= limits.max_documents:
-                    raise InvalidRequestError(f"{here}: a request may carry at most {limits.max_documents} files "
-                                              "(max_documents)", param=here, code="too_many_documents")
-                document = read_part(part, limits, here)
-                documents.append(document)
-                parts.append(document.as_text_part())
-            else:
-                parts.append(part)
-        out.append({**message, "content": parts})
-    return out, documents
+class DocumentReader:
+    """Reads one request's file parts into text, at most ``max_documents`` of them (blocking: run the conversion
+    that calls it in a thread). ``documents`` lists what was read, in order."""
+
+    def __init__(self, limits: DocumentLimits) -> None:
+        self.limits = limits
+        self.documents: list[Document] = []
+
+    def read(self, part: FilePart, here: str) -> str:
+        if len(self.documents) >= self.limits.max_documents:
+            raise InvalidRequestError(f"{here}: a request may carry at most {self.limits.max_documents} files "
+                                      "(max_documents)", param=here, code="too_many_documents")
+        document = read_part(part, self.limits, here)
+        self.documents.append(document)
+        return document.as_text()
 
 
-def read_part(part: dict[str, Any], limits: DocumentLimits, here: str) -> Document:
-    file_url = part.get("file_url")
-    file = part.get("file")
+def read_part(part: FilePart, limits: DocumentLimits, here: str) -> Document:
+    file_url = part.file_url
+    file = part.file
     name: str | None = None
     if isinstance(file_url, dict) and isinstance(file_url.get("url"), str):
         url = file_url["url"]

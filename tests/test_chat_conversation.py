@@ -1,113 +1,45 @@
-"""glm_edge.chat.conversation: validation of OpenAI messages and the per-family conversions."""
+"""glm_edge.chat.conversation: the per-family conversions of typed messages (built through the API edge, as the
+server builds them: tests/chat_requests.py)."""
 
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
 
 from glm_edge.chat import load_template
 from glm_edge.chat.conversation import (
     FAMILIES,
     FAMILY_PARSERS,
     detect_family,
-    normalize_messages,
-    normalize_tools,
     strip_reasoning,
     supports_tools,
     to_template_input,
-    tool_names,
 )
 from glm_edge.errors import InvalidRequestError
+from tests.chat_requests import edge_input
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
          {"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
 CALL = {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "北京"}'}}
 
 
-def test_history_is_prepended():
-    out = normalize_messages([{"role": "user", "content": "now"}],
-                             history=[{"role": "user", "content": "before"}, {"role": "assistant", "content": "ok"}])
-    assert [m["content"] for m in out] == ["before", "ok", "now"]
+def messages_of(messages):
+    return edge_input(messages).messages
 
 
-def test_text_parts_are_joined_and_roles_mapped():
-    out = normalize_messages([
-        {"role": "developer", "content": "rules"},
-        {"role": "user", "content": [{"type": "text", "text": "第一段"}, {"type": "text", "text": "第二段"}]},
-        {"role": "function", "name": "f", "content": "result"},
-        {"role": "observation", "content": "glm result"}])
-    assert out == [{"role": "system", "content": "rules"}, {"role": "user", "content": "第一段\n第二段"},
-                   {"role": "tool", "content": "result", "name": "f"}, {"role": "tool", "content": "glm result"}]
-
-
-def test_pydantic_messages_are_accepted():
-    class Msg(BaseModel):
-        role: str
-        content: str | None = None
-
-    assert normalize_messages([Msg(role="user", content="hi")]) == [{"role": "user", "content": "hi"}]
-
-
-def test_tool_call_arguments_as_object_become_json_text():
-    out = normalize_messages([{"role": "assistant", "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"城市": "上海"}}}]}])
-    assert out[0]["tool_calls"][0]["function"]["arguments"] == '{"城市": "上海"}'
-    assert out[0]["content"] is None
-
-
-@pytest.mark.parametrize("messages, message", [
-    ([], "must not be empty"),
-    ("hello", "must be a list"),
-    ([{"role": "wizard", "content": "x"}],
-     r"messages\[0\]\.role must be one of system, developer, user, assistant, tool, function, observation"),
-    ([{"content": "x"}], "role must be one of"),
-    ([{"role": "user"}], "a user message needs content"),
-    ([{"role": "assistant"}], "needs content or tool_calls"),
-    ([{"role": "user", "content": 5}], "content must be a string"),
-    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
-     r"^messages\[0\]\.content\[0\] is an image_url part; this model reads text only$"),
-    ([{"role": "user", "content": [{"type": "text"}]}], r"content\[0\] is a text part without a text string"),
-    (["not an object"], r"messages\[0\] must be an object"),
-    ([{"role": "assistant", "tool_calls": [{"type": "function", "function": {"arguments": "{}"}}]}],
-     "function.name must be a non-empty string"),
-    ([{"role": "assistant", "tool_calls": "f"}], "tool_calls must be a list"),
-])
-def test_bad_messages_are_invalid_requests(messages, message):
-    with pytest.raises(InvalidRequestError, match=message):
-        normalize_messages(messages)
-
-
-def test_bad_history_is_reported_as_history():
-    with pytest.raises(InvalidRequestError, match=r"history\[1\]") as info:
-        normalize_messages([{"role": "user", "content": "x"}],
-                           history=[{"role": "user", "content": "a"}, {"role": "x"}])
-    assert info.value.param == "history"
-
-
-def test_tools_and_tool_choice():
-    assert tool_names(normalize_tools(TOOLS)) == ["get_weather", "search"]
-    assert tool_names(normalize_tools(TOOLS, "auto")) == ["get_weather", "search"]
-    assert normalize_tools(TOOLS, "none") == []
-    assert tool_names(normalize_tools(TOOLS, {"type": "function", "function": {"name": "search"}})) == ["search"]
-    assert normalize_tools(None) == []
-    with pytest.raises(InvalidRequestError, match="not in tools"):
-        normalize_tools(TOOLS, {"type": "function", "function": {"name": "nope"}})
-    with pytest.raises(InvalidRequestError, match="type must be 'function'"):
-        normalize_tools([{"type": "retrieval"}])
-    with pytest.raises(InvalidRequestError, match="must be a list"):
-        normalize_tools({"type": "function"})
+def tools_of(tools):
+    return edge_input([{"role": "user", "content": "q"}], tools=tools).tools
 
 
 def test_chatglm_tools_ride_on_a_system_message():
-    messages = normalize_messages([
+    messages = messages_of([
         {"role": "system", "content": "S"}, {"role": "user", "content": "北京天气"},
         {"role": "assistant", "content": None, "tool_calls": [CALL, {**CALL, "function": {
             "name": "search", "arguments": '{"q": "x"}'}}]},
         {"role": "tool", "tool_call_id": "call_a", "content": "20度"}])
-    out, top_tools = to_template_input("chatglm", messages, normalize_tools(TOOLS))
+    out, top_tools = to_template_input("chatglm", messages, tools_of(TOOLS))
     assert top_tools is None
     assert out == [
-        {"role": "system", "content": "", "tools": normalize_tools(TOOLS)},
+        {"role": "system", "content": "", "tools": TOOLS},
         {"role": "system", "content": "S"},
         {"role": "user", "content": "北京天气"},
         {"role": "assistant", "metadata": "get_weather", "content": '{"city": "北京"}'},
@@ -116,21 +48,21 @@ def test_chatglm_tools_ride_on_a_system_message():
 
 
 def test_glm4_tools_are_a_top_level_variable():
-    out, top_tools = to_template_input("glm4", normalize_messages([{"role": "user", "content": "q"}]),
-                                       normalize_tools(TOOLS))
-    assert out == [{"role": "user", "content": "q"}] and top_tools == normalize_tools(TOOLS)
-    assert to_template_input("glm4", normalize_messages([{"role": "user", "content": "q"}]), [])[1] is None
+    out, top_tools = to_template_input("glm4", messages_of([{"role": "user", "content": "q"}]),
+                                       tools_of(TOOLS))
+    assert out == [{"role": "user", "content": "q"}] and top_tools == TOOLS
+    assert to_template_input("glm4", messages_of([{"role": "user", "content": "q"}]), [])[1] is None
 
 
 def test_assistant_text_before_its_calls_is_kept():
-    messages = normalize_messages([{"role": "assistant", "content": "Let me check.", "tool_calls": [CALL]}])
+    messages = messages_of([{"role": "assistant", "content": "Let me check.", "tool_calls": [CALL]}])
     out, _ = to_template_input("glm4", messages, [])
     assert out == [{"role": "assistant", "metadata": "", "content": "Let me check."},
                    {"role": "assistant", "metadata": "get_weather", "content": '{"city": "北京"}'}]
 
 
 def test_z1_and_r1_drop_earlier_reasoning_glm4_keeps_text():
-    messages = normalize_messages([{"role": "user", "content": "q"},
+    messages = messages_of([{"role": "user", "content": "q"},
                                    {"role": "assistant", "content": "thinking...</think>\n\nanswer",
                                     "reasoning_content": "r"}])
     assert to_template_input("glm-z1", messages)[0][1] == {"role": "assistant", "metadata": "", "content": "answer"}
@@ -143,19 +75,19 @@ def test_z1_and_r1_drop_earlier_reasoning_glm4_keeps_text():
 def test_families_without_tools_refuse_them(family):
     assert not supports_tools(family)
     with pytest.raises(InvalidRequestError, match="tool calling is not supported by M"):
-        to_template_input(family, normalize_messages([{"role": "user", "content": "q"}]), normalize_tools(TOOLS),
+        to_template_input(family, messages_of([{"role": "user", "content": "q"}]), tools_of(TOOLS),
                           model="M")
     with pytest.raises(InvalidRequestError, match=r"messages\[1\]: tool calls and tool results"):
-        to_template_input(family, normalize_messages([{"role": "user", "content": "q"},
+        to_template_input(family, messages_of([{"role": "user", "content": "q"},
                                                       {"role": "tool", "content": "r"}]), [], model="M")
 
 
 def test_generic_keeps_openai_shapes():
-    messages = normalize_messages([{"role": "assistant", "content": None, "tool_calls": [CALL],
+    messages = messages_of([{"role": "assistant", "content": None, "tool_calls": [CALL],
                                     "reasoning_content": "r"}])
-    out, top_tools = to_template_input("generic", messages, normalize_tools(TOOLS))
+    out, top_tools = to_template_input("generic", messages, tools_of(TOOLS))
     assert out == [{"role": "assistant", "content": "", "tool_calls": [CALL]}]
-    assert top_tools == normalize_tools(TOOLS)
+    assert top_tools == TOOLS
 
 
 def test_unknown_family_lists_the_valid_ones():
@@ -183,14 +115,14 @@ def test_detect_family_falls_back_to_generic():
 
 def test_qwen_gets_openai_shapes_with_call_arguments_as_objects():
     """Qwen2.5's template writes `arguments | tojson`: given the OpenAI JSON text it would write a JSON string."""
-    messages = normalize_messages([
+    messages = messages_of([
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": None, "tool_calls": [CALL, {**CALL, "id": "call_b", "function": {
             "name": "search", "arguments": "not json"}}]},
         {"role": "tool", "tool_call_id": "call_a", "content": "晴"}])
-    out, top_tools = to_template_input("qwen", messages, normalize_tools(TOOLS))
+    out, top_tools = to_template_input("qwen", messages, tools_of(TOOLS))
     assert out[1]["content"] == "" and out[1]["tool_calls"][0]["function"]["arguments"] == {"city": "北京"}
     assert out[1]["tool_calls"][1]["function"]["arguments"] == "not json"  # the client's text, as sent
     assert out[2] == {"role": "tool", "content": "晴", "tool_call_id": "call_a"}
-    assert top_tools == normalize_tools(TOOLS) and supports_tools("qwen")
-    assert messages[1]["tool_calls"][0]["function"]["arguments"] == '{"city": "北京"}'  # the input is not changed
+    assert top_tools == TOOLS and supports_tools("qwen")
+    assert messages[1].tool_calls[0].function.arguments == '{"city": "北京"}'  # the input is not changed

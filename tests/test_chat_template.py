@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from glm_edge.chat import builtin_template_names, load_template, render_chat_prompt
+from glm_edge.chat import builtin_template_names, load_template, to_template_input
 from glm_edge.chat.template import ChatTemplate, templates_dir
 from glm_edge.errors import ConfigError, InvalidRequestError
+from tests.chat_requests import edge_input, render_request
 
 R1_BOS = "<｜begin▁of▁sentence｜>"
 TOOLS = [{"type": "function", "function": {
@@ -27,7 +28,7 @@ CALL_TURNS = [
 
 
 def render(name: str, family: str, messages, **kw) -> str:
-    return render_chat_prompt(load_template(name), family, messages, **kw).prompt
+    return render_request(load_template(name), family, messages, **kw).prompt
 
 
 def test_all_templates_are_shipped():
@@ -120,7 +121,7 @@ def test_r1_system_and_earlier_turns_without_reasoning():
 
 def test_r1_refuses_tools():
     with pytest.raises(InvalidRequestError, match="tool calling is not supported by DeepSeek-R1-Distill-Qwen-7B"):
-        render_chat_prompt(load_template("deepseek-r1-distill"), "deepseek-r1", [{"role": "user", "content": "q"}],
+        render_request(load_template("deepseek-r1-distill"), "deepseek-r1", [{"role": "user", "content": "q"}],
                            tools=TOOLS, model="DeepSeek-R1-Distill-Qwen-7B")
 
 
@@ -221,11 +222,10 @@ TEMPLATE_OF = {"chatglm": "glm-4-9b-chat", "glm4": "glm-4-0414", "glm-z1": "glm-
 def test_renders_like_transformers(family):
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    from glm_edge.chat import normalize_messages, normalize_tools, to_template_input
-
     template = load_template(TEMPLATE_OF[family])
     for messages, tools in CONVERSATIONS[family]:
-        msgs, template_tools = to_template_input(family, normalize_messages(messages), normalize_tools(tools))
+        chat = edge_input(messages, tools=tools)
+        msgs, template_tools = to_template_input(family, chat.messages, chat.tools)
         ours = template.render(msgs, tools=template_tools, bos_token="<s>", eos_token="</s>")
         theirs = render_jinja_template([msgs], tools=template_tools, chat_template=template.source,
                                        add_generation_prompt=True, bos_token="<s>", eos_token="</s>")

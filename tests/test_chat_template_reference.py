@@ -11,9 +11,9 @@ tests/data/glm-4-9b-chat/tokenization_chatglm.SOURCE.md); nothing is downloaded:
   with the real tokenizer.model;
 - transformers' own chat-template renderer (what ``apply_chat_template`` calls) for the other families.
 
-glm-edge's side always goes through ``render_chat_prompt`` (what ``ChatModel.render`` calls for every
-chat request) with OpenAI-shaped messages, so the family conversions in glm_edge.chat.conversation are
-tested together with the templates.
+glm-edge's side always goes through the request model, the API edge (``glm_edge.api.chat_input``) and
+``render_chat_prompt`` (what ``ChatModel.render`` calls for every chat request) with OpenAI-shaped messages, so the
+edge and the family conversions in glm_edge.chat.conversation are tested together with the templates.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from typing import Any, Iterator
 import pytest
 
 from glm_edge.catalog import load_catalog, templates_dir
-from glm_edge.chat import load_template, render_chat_prompt
+from glm_edge.chat import load_template
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.errors import InvalidRequestError
+from tests.chat_requests import render_request
 from tests.real_vocab import REFS, ref_text
 
 R1_BOS = "<｜begin▁of▁sentence｜>"
@@ -101,9 +102,10 @@ WITH_TOOLS = {"tools": (ONE_TURN, TOOLS), "tool call and result": (TOOL_CALL, TO
 
 
 def glm_edge_prompt(template: str, family: str, messages: list[Message], tools: list[Message] | None = None) -> str:
-    """The prompt the server renders for this request (ChatModel.render -> render_chat_prompt)."""
-    return render_chat_prompt(ChatTemplate(template), family, copy.deepcopy(messages), tools=copy.deepcopy(tools),
-                              bos_token=_bos(family), eos_token=_eos(family)).prompt
+    """The prompt the server renders for this request (validated at the edge, then ChatModel.render ->
+    render_chat_prompt)."""
+    return render_request(ChatTemplate(template), family, copy.deepcopy(messages), tools=copy.deepcopy(tools),
+                          bos_token=_bos(family), eos_token=_eos(family)).prompt
 
 
 def _bos(family: str) -> str:

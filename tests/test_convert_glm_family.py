@@ -26,6 +26,7 @@ from glm_edge_convert import convert_to_gguf
 from glm_edge_convert.parity import LogitsParity, compare_logits, gguf_metadata, llama_logits, llama_tokenize
 from glm_edge_convert.sentencepiece_vocab import CHATGLM3_SPECIAL_TOKENS, read_sentencepiece
 from glm_edge_convert.tiny_glm_family import TinyShape, build_glm4_thudm, build_glm_edge, build_thudm_real_vocab
+from tests.chat_requests import render_request
 
 CHATGLM3_DIR = Path(__file__).parent / "data" / "chatglm3-6b"
 
@@ -309,7 +310,7 @@ def test_chatglm3_chat_prompt_ids_equal_thudm_build_chat_input(chatglm3: tuple[P
     """The served path (catalog template rendered by glm_edge.chat, then llama.cpp with special tokens parsed)
     gives the ids of THUDM's own ChatGLMTokenizer.build_chat_input (its final packing step adds the prefix)."""
     from glm_edge.catalog import load_catalog
-    from glm_edge.chat import ChatTemplate, render_chat_prompt
+    from glm_edge.chat import ChatTemplate
     from glm_edge_convert.parity import GGUFTokenizer
 
     _directory, _model, gguf_path = chatglm3
@@ -326,6 +327,6 @@ def test_chatglm3_chat_prompt_ids_equal_thudm_build_chat_input(chatglm3: tuple[P
 
     entry = load_catalog().get("chatglm3-6b")
     assert entry is not None and entry.template_text() is not None
-    prompt = render_chat_prompt(ChatTemplate(entry.template_text() or ""), entry.chat_family, messages).prompt
+    prompt = render_request(ChatTemplate(entry.template_text() or ""), entry.chat_family, messages).prompt
     with GGUFTokenizer(gguf_path) as gguf_tok:
         assert gguf_tok.encode(prompt, special=True) == expected

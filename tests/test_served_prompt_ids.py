@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import pytest
 
+from glm_edge.api.chat_input import chat_input
 from glm_edge.api.protocol import ChatCompletionRequest
 from glm_edge.chat.template import ChatTemplate
 from glm_edge.chat_model import ChatModel
@@ -43,6 +44,7 @@ from glm_edge.registry import ModelRegistry
 from glm_edge.settings import load_settings
 from glm_edge_convert import convert_to_gguf
 from glm_edge_convert.tiny_real import build_real_vocab_checkpoint
+from tests.chat_requests import edge_input
 from tests.real_vocab import GLM4_GGUF_NAME, ref_text
 from tests.server_process import running_server
 from tests.test_chat_template_reference import (
@@ -91,7 +93,7 @@ def served_ids(model: ChatModel, messages: list[Message], tools: list[Message] |
     if tools is not None:
         body["tools"] = copy.deepcopy(tools)
     request = ChatCompletionRequest.model_validate(body)
-    return model.tokenize_prompt(model.render(request.chat_input()).prompt)
+    return model.tokenize_prompt(model.render(chat_input(request, model.id)).prompt)
 
 
 def _input_ids(encoded: Any) -> list[int]:
@@ -227,8 +229,7 @@ def test_glm4_sabotages_fail_the_comparison(glm4: Served) -> None:
     for _name, messages, tools in GLM4_CASES:
         reference = glm4.reference(messages, tools)
         assert served_ids(wrong_newline, messages, tools) != reference
-        request = ChatCompletionRequest.model_validate({"messages": messages, "tools": tools})
-        prompt = glm4.model.render(request.chat_input()).prompt
+        prompt = glm4.model.render(edge_input(messages, tools=tools)).prompt
         assert glm4.model.engine.tokenize(prompt, add_special=False, parse_special=False) != reference
 
 
@@ -243,7 +244,7 @@ def test_r1_sabotages_fail_the_comparison(r1: Served) -> None:
     for _name, messages in R1_CASES:
         reference = r1.reference(messages, None)
         assert served_ids(wrong_newline, messages) != reference
-        prompt = r1.model.render(ChatCompletionRequest.model_validate({"messages": messages}).chat_input()).prompt
+        prompt = r1.model.render(edge_input(messages)).prompt
         engine = r1.model.engine
         assert engine.tokenize(prompt, add_special=False, parse_special=False) != reference
         assert (engine.tokenize(prompt, add_special=True, parse_special=True) != reference) is adds_bos

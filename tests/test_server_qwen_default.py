@@ -133,14 +133,14 @@ def test_follow_up_with_the_tool_result_answers_in_text(client: openai.OpenAI) -
 def test_assistant_calls_render_as_the_template_writes_them(qwen_gguf: Path) -> None:
     """A call sent back in OpenAI form (arguments as JSON text) becomes the object Qwen's own template writes,
     not a JSON string inside the object."""
-    from glm_edge.chat.prompt import render_chat_prompt
     from glm_edge.chat.template import ChatTemplate
     from glm_edge.gguf_header import read_gguf_metadata
+    from tests.chat_requests import render_request
 
     source = read_gguf_metadata(qwen_gguf, keys=["tokenizer.chat_template"])["tokenizer.chat_template"]
     assert isinstance(source, str)
     call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-    prompt = render_chat_prompt(ChatTemplate(source), "qwen", [
+    prompt = render_request(ChatTemplate(source), "qwen", [
         *ASK_WEATHER, {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}], tools=[WEATHER_TOOL]).prompt
     assert ('<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n'

@@ -1,21 +1,25 @@
 """Stored conversations over HTTP: the store on ``app.state`` (opened on first use), the caller's scope (a hash of
 the API key it sent), ``GET``/``DELETE /v1/conversations/{id}``, and what a chat request does with them
-(``Turn``): continue a stored conversation, expand file parts into text, and append the answer when it is done."""
+(``Turn``): continue a stored conversation, convert the request at the edge (file parts read into text), and append
+the answer when it is done. Messages are stored in the chat layer's ``Message`` form."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from glm_edge.api.auth import presented_key
-from glm_edge.chat.prompt import ChatInput
+from glm_edge.api.chat_input import chat_input, has_file_parts, stored_message
+from glm_edge.api.protocol import ChatCompletionRequest
+from glm_edge.chat.deltas import ParsedOutput
+from glm_edge.chat.messages import ChatInput, Message
 from glm_edge.conversation_store import ConversationStore, new_conversation_id, owner_of
-from glm_edge.documents import Document, DocumentLimits, expand_documents, has_file_parts
+from glm_edge.documents import Document, DocumentLimits, DocumentReader
 
 log = logging.getLogger("glm_edge.api")
 
@@ -41,17 +45,6 @@ def scope_of(request: Request) -> str:
     return owner_of(presented_key(request))
 
 
-def _answer_message(parsed: Any) -> dict[str, Any]:
-    """A parsed assistant answer as the message a client would send back in its history."""
-    msg: dict[str, Any] = {"role": "assistant", "content": parsed.content}
-    if parsed.reasoning_content is not None:
-        msg["reasoning_content"] = parsed.reasoning_content
-    if parsed.tool_calls:
-        msg["tool_calls"] = [c.model_dump(mode="json", exclude_none=True) if hasattr(c, "model_dump")
-                             else c.to_openai() for c in parsed.tool_calls]
-    return msg
-
-
 @dataclass
 class Turn:
     """One chat request's part in a stored conversation."""
@@ -59,8 +52,8 @@ class Turn:
     conversation_id: str
     owner: str
     store: bool
-    history: list[dict[str, Any]]  # the stored messages before this request's
-    new_messages: list[dict[str, Any]] = field(default_factory=list)  # this request's, documents expanded
+    history: list[Message]  # the stored messages before this request's
+    new_messages: list[Message] = field(default_factory=list)  # this request's, documents read into them
     documents: list[Document] = field(default_factory=list)
 
     @property
@@ -72,40 +65,38 @@ class Turn:
         return {"X-Conversation-Id": self.public_id} if self.public_id else {}
 
     @classmethod
-    async def begin(cls, request: Any, raw: Request, chat_input: ChatInput) -> tuple["Turn", ChatInput]:
-        """Resolve ``conversation_id`` (404 when unknown, expired or another key's) and read the file parts of
-        ``chat_input``; with the chat input to render: documents as text, the stored turns first."""
-        store_wanted = request.store is not False
+    async def begin(cls, request: ChatCompletionRequest, raw: Request,
+                    model: str) -> tuple["Turn", ChatInput]:
+        """Resolve ``conversation_id`` (404 when unknown, expired or another key's) and convert the request at the
+        edge (``glm_edge.api.chat_input``, file parts read in a thread); with the chat input to render: the stored
+        turns first. ``model`` names the model in the errors."""
         owner = scope_of(raw)
-        history: list[dict[str, Any]] = []
+        history: list[Message] = []
         if request.conversation_id is not None:
             store = store_of(raw)
             param = "previous_response_id" if str(request.conversation_id).startswith("resp_") else "conversation_id"
             resumed = await asyncio.to_thread(store.resume, request.conversation_id, owner, param=param)
-            conversation_id, history = resumed.conversation_id, resumed.messages
+            conversation_id, history = resumed.conversation_id, [stored_message(m) for m in resumed.messages]
         else:
             conversation_id = new_conversation_id()
         documents: list[Document] = []
-        earlier, messages = chat_input.history, chat_input.messages
-        if has_file_parts([*(earlier or []), *messages]):
-            limits = DocumentLimits.from_settings(raw.app.state.settings)
-            if earlier and has_file_parts(earlier):
-                earlier, docs = await asyncio.to_thread(expand_documents, earlier, limits, "history")
-                documents += docs
-            messages, docs = await asyncio.to_thread(expand_documents, messages, limits)
-            documents += docs
-        new_messages = [*(earlier or []), *messages]
-        if history:
-            earlier = [*history, *(earlier or [])]
-        turn = cls(conversation_id=conversation_id, owner=owner, store=store_wanted, history=history,
-                   new_messages=new_messages, documents=documents)
-        return turn, replace(chat_input, history=earlier, messages=messages)
+        if has_file_parts(request):
+            files = DocumentReader(DocumentLimits.from_settings(raw.app.state.settings))
+            chat = await asyncio.to_thread(chat_input, request, model, earlier=history, files=files)
+            documents = files.documents
+        else:
+            chat = chat_input(request, model, earlier=history)
+        turn = cls(conversation_id=conversation_id, owner=owner, store=request.store is not False, history=history,
+                   new_messages=chat.messages[len(history):], documents=documents)
+        return turn, chat
 
-    async def finish(self, raw: Request, parsed: Any, response_id: str) -> None:
+    async def finish(self, raw: Request, parsed: ParsedOutput, response_id: str) -> None:
         """Append this request's messages and the answer (choice 0) to the store."""
         if not self.store:
             return
-        messages = [*self.new_messages, _answer_message(parsed)]
+        answer = Message(role="assistant", content=parsed.content, reasoning_content=parsed.reasoning_content,
+                         tool_calls=parsed.tool_calls or None)
+        messages = [m.stored() for m in [*self.new_messages, answer]]
         try:
             await asyncio.to_thread(store_of(raw).append, self.conversation_id, self.owner, messages, response_id)
         except Exception:  # the answer is already out: a store failure must not turn it into an error

@@ -16,15 +16,16 @@ from glm_edge.api.protocol import ChatCompletionRequest, NamedToolChoice, Prompt
 from glm_edge.api.state import metrics_of, registry_of
 from glm_edge.api.streaming import start_generation
 from glm_edge.chat.deltas import DeltaMessage, ParsedOutput
+from glm_edge.chat.messages import ToolDefinition
 from glm_edge.chat_model import ChatModel
 from glm_edge.engine.types import ChunkStream, GenerationChunk, TokenLogprob
 from glm_edge.errors import ContextLengthError
 
 
 def grammar_for(request: ChatCompletionRequest, tool_parser: str = "",
-                offered: Sequence[str] = ()) -> str | None:
+                offered: Sequence[ToolDefinition] = ()) -> str | None:
     """The grammar of ``response_format``, or of the one call that ``tool_choice`` "required" or a named function
-    asks for (in the format of the model's tool parser; ``offered``: the tool names the prompt offers)."""
+    asks for (in the format of the model's tool parser; ``offered``: the tools the prompt offers)."""
     from glm_edge.engine.grammar import forced_tool_call_grammar, json_object_grammar, json_schema_grammar
 
     fmt = request.response_format
@@ -34,8 +35,7 @@ def grammar_for(request: ChatCompletionRequest, tool_parser: str = "",
         schema = fmt.json_schema.schema_ if fmt.json_schema else None
         return json_schema_grammar(schema or {"type": "object"})
     if offered and (request.tool_choice == "required" or isinstance(request.tool_choice, NamedToolChoice)):
-        tools = [t.model_dump(exclude_none=True) for t in request.tools or [] if t.function.name in offered]
-        return forced_tool_call_grammar(tool_parser, tools)
+        return forced_tool_call_grammar(tool_parser, [t.template_form() for t in offered])
     return None
 
 
@@ -131,8 +131,8 @@ class ChatGeneration(Generation):
                     request_id: str | None = None) -> "ChatGeneration":
         """Render, tokenize, make the engine parameters and wait for the first chunk (errors come before any 200)."""
         model = registry_of(raw).chat_model(request.model)
-        turn, chat_input = await Turn.begin(request, raw, request.chat_input())
-        rendered = model.render(chat_input)
+        turn, chat = await Turn.begin(request, raw, model.id)
+        rendered = model.render(chat)
         prompt_tokens = model.tokenize_prompt(rendered.prompt)
         if turn.documents and len(prompt_tokens) >= model.engine.n_ctx:
             names = ", ".join(repr(d.name) for d in turn.documents)
@@ -144,7 +144,7 @@ class ChatGeneration(Generation):
         params = request.to_sampling_params(
             model.defaults, max_tokens=request.new_token_limit(), stop_token_ids=model.stop_token_ids,
             logprobs=request.logprobs, top_logprobs=request.top_logprobs or 0,
-            grammar=grammar_for(request, model.tool_parser, rendered.tool_names),
+            grammar=grammar_for(request, model.tool_parser, chat.tools),
             skip_special_tokens=model.skip_special_tokens)
         request_id = request_id or random_id("chatcmpl")
         chunks = await start_generation(model.engine, prompt_tokens, params, request_id, raw, model.id)

@@ -12,14 +12,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from glm_edge.chat.conversation import Role
 from glm_edge.chat.deltas import (  # the assistant-message wire types, shared with the parsers that emit them
     DeltaMessage,
     FunctionCall,
     ToolCall,
     omitted_when_none,
 )
-from glm_edge.chat.prompt import ChatInput
+from glm_edge.chat.messages import FunctionDefinition, ToolDefinition  # the tool wire types, which the chat layer reads
 from glm_edge.engine.types import SamplingParams
 from glm_edge.errors import InvalidRequestError
 
@@ -73,9 +72,13 @@ class ModelList(BaseModel):
 # ------------------------------------------------------------------------------------------------ chat
 
 
+# the roles a client may send; the edge (glm_edge.api.chat_input) folds them into the chat layer's four
+Role = Literal["system", "developer", "user", "assistant", "tool", "function", "observation"]
+
+
 class ContentPart(RequestModel):
     """One part of a message's content. Every part type parses here (text, image_url, input_audio, file,
-    refusal...): which ones a model can read is decided in one place, ``glm_edge.chat.conversation``, so that
+    refusal...): which ones a model can read is decided in one place, ``glm_edge.api.chat_input``, so that
     a part it cannot take is one sentence naming the part and the model, not pydantic's union errors."""
 
     type: str = "text"
@@ -89,20 +92,9 @@ class ChatMessage(RequestModel):
     content: Union[str, list[ContentPart], None] = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None  # the legacy single call of an assistant turn
     tool_call_id: str | None = None
     reasoning_content: str | None = None
-
-
-class FunctionDefinition(RequestModel):
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-    strict: bool | None = None
-
-
-class ToolDefinition(RequestModel):
-    type: Literal["function"] = "function"
-    function: FunctionDefinition
 
 
 class NamedToolChoiceFunction(RequestModel):
@@ -237,17 +229,6 @@ class ChatCompletionRequest(SamplingFields):
 
     def new_token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
-
-    def chat_input(self) -> ChatInput:
-        """The messages, history, tools and tool choice as the chat layer takes them (plain data)."""
-        def dump(items: list[ChatMessage] | list[ToolDefinition]) -> list[dict[str, Any]]:
-            return [item.model_dump(exclude_none=True, by_alias=True) for item in items]
-
-        choice = self.tool_choice
-        return ChatInput(messages=dump(self.messages),
-                         history=None if self.history is None else dump(self.history),
-                         tools=None if self.tools is None else dump(self.tools),
-                         tool_choice=choice if choice is None or isinstance(choice, str) else choice.model_dump())
 
 
 class TopLogprob(BaseModel):
