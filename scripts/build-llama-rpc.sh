@@ -9,15 +9,21 @@
 # llama-cpp-python loads libllama from $LLAMA_CPP_LIB_PATH instead of its own lib/ folder when that is set
 # (llama_cpp/llama_cpp.py), so the stock wheel stays installed. For a CUDA worker or client, pass
 # EXTRA_CMAKE_ARGS="-DGGML_CUDA=on". The RPC protocol has no authentication: private networks only.
+# The CPU flags are glm-edge's (scripts/llama-cpu-flags.sh: this machine's CPU without AMX); a build made with other
+# flags or arguments is made again.
 # Environment: LLAMA_CPP_VERSION (0.3.36), PREFIX (the cache folder), JOBS (2), EXTRA_CMAKE_ARGS, FORCE=1.
 set -euo pipefail
+# shellcheck source=scripts/llama-cpu-flags.sh
+. "$(dirname "$0")/llama-cpu-flags.sh"
 
 VERSION=${LLAMA_CPP_VERSION:-0.3.36}
 PREFIX=${PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/glm-edge/llama-rpc-$VERSION}
 JOBS=${JOBS:-2}
 PYTHON=${PYTHON:-python3}
 
-if [ -z "${FORCE:-}" ] && [ -f "$PREFIX/lib/libllama.so" ] && [ -x "$PREFIX/lib/rpc-server" ]; then
+INFO="llama-cpp-python $VERSION vendor/llama.cpp, GGML_RPC=ON, $LLAMA_CPU_VARIANT ${EXTRA_CMAKE_ARGS:-}"
+if [ -z "${FORCE:-}" ] && [ -f "$PREFIX/lib/libllama.so" ] && [ -x "$PREFIX/lib/rpc-server" ] \
+  && [ "$(cat "$PREFIX/BUILD_INFO" 2>/dev/null)" = "$INFO" ]; then
   echo "RPC build present: $PREFIX"
   exit 0
 fi
@@ -34,6 +40,7 @@ SRC=$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp
 BUILD=$WORK/build
 
 # shellcheck disable=SC2086
+CFLAGS="${CFLAGS:-} $LLAMA_CPU_FLAGS" CXXFLAGS="${CXXFLAGS:-} $LLAMA_CPU_FLAGS" \
 cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
   -DGGML_RPC=ON -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
   -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
@@ -53,7 +60,8 @@ cat >"$STAGE/bin/rpc-server" <<'SH'
 exec "$(cd "$(dirname "$0")/../lib" && pwd)/rpc-server" "$@"
 SH
 chmod +x "$STAGE/bin/rpc-server"
-echo "llama-cpp-python $VERSION vendor/llama.cpp, GGML_RPC=ON ${EXTRA_CMAKE_ARGS:-}" >"$STAGE/BUILD_INFO"
+check_no_amx "$STAGE/lib"
+echo "$INFO" >"$STAGE/BUILD_INFO"
 rm -rf "$PREFIX"
 mv "$STAGE" "$PREFIX"
 [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"

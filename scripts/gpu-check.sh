@@ -12,6 +12,9 @@
 # MAX_TOKENS (256), JOBS (nproc), CUDA_ARCH (native).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/llama-cpu-flags.sh
+. scripts/llama-cpu-flags.sh  # the CPU backend without AMX (SIGILL in the pinned llama.cpp on newer Xeons)
+export CFLAGS="${CFLAGS:-} $LLAMA_CPU_FLAGS" CXXFLAGS="${CXXFLAGS:-} $LLAMA_CPU_FLAGS"
 
 VENV=${VENV:-.venv-gpu}
 WORK=${WORK:-gpu-check.work}
