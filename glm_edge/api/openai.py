@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from glm_edge.api import conversations
-from glm_edge.api.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList, ResponsesRequest
+from glm_edge.api.protocol import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
+from glm_edge.api.responses_protocol import ResponsesRequest
 from glm_edge.api.serving_chat import create_chat_completion
 from glm_edge.api.serving_completion import create_completion
 from glm_edge.api.serving_responses import create_response
