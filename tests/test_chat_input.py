@@ -4,13 +4,14 @@ messages and offered tools (shapes by the request model, the rest by the edge co
 from __future__ import annotations
 
 import base64
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
-from glm_edge.api.chat_input import chat_input, has_file_parts, stored_message
-from glm_edge.api.protocol import ChatCompletionRequest
-from glm_edge.chat.messages import Message
+from glm_edge.api.chat_input import CHAT_ROLE, chat_input, has_file_parts, stored_message
+from glm_edge.api.protocol import ChatCompletionRequest, Role
+from glm_edge.chat.messages import Message, MessageRole
 from glm_edge.documents import DocumentLimits, DocumentReader
 from glm_edge.errors import InvalidRequestError
 from tests.chat_requests import edge_input
@@ -38,6 +39,12 @@ def test_text_parts_are_joined_and_roles_folded_into_four():
         {"role": "system", "content": "rules"}, {"role": "user", "content": "第一段\n第二段"},
         {"role": "tool", "content": "result", "name": "f"}, {"role": "tool", "content": "glm result"},
         {"role": "user", "content": "hi"}]
+
+
+def test_every_wire_role_folds_into_a_chat_role():
+    """The request model's role list and the edge's folding read two lists: a role added to one must be in both."""
+    assert set(CHAT_ROLE) == set(get_args(Role))
+    assert set(CHAT_ROLE.values()) == set(get_args(MessageRole))
 
 
 def test_assistant_calls_and_reasoning_are_kept():

@@ -217,7 +217,8 @@ def test_multilingual_default_handles_chinese_better_than_minilm(embedder: Embed
 
 
 def test_serving_path_never_imports_torch(tmp_path: Path) -> None:
-    """Converting the default, embedding and extracting keywords, in a fresh interpreter: no torch, no transformers."""
+    """Converting the default, embedding, extracting keywords, the app and a chat request's conversion, in a fresh
+    interpreter: no torch, no transformers."""
     import subprocess
     import sys
 
@@ -229,6 +230,10 @@ def test_serving_path_never_imports_torch(tmp_path: Path) -> None:
         f"e = Embedder.load(default_embedding_dir({str(tmp_path)!r}))\n"
         "KeywordExtractor(e).extract_sync('今天在北京车展试了试新车 and liked it', top_n=3, use_maxsum=True)\n"
         "Embedder.load(multilingual_default_model()).embed_sync(['你好'])\n"
+        "import glm_edge.api.app\n"  # the whole app, and a chat request through the API edge to the chat layer
+        "from glm_edge.api.chat_input import chat_input\n"
+        "from glm_edge.api.protocol import ChatCompletionRequest\n"
+        "chat_input(ChatCompletionRequest.model_validate({'messages': [{'role': 'user', 'content': 'hi'}]}))\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'sentence_transformers',"
         " 'sklearn', 'keybert'))\n"
         "print('LEAKED', bad)\n"

@@ -12,33 +12,29 @@ and GLM's ``observation`` -> ``tool``), text parts join with newlines, the legac
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 from glm_edge.api.protocol import ChatCompletionRequest, ChatMessage, ContentPart, NamedToolChoice
 from glm_edge.chat.deltas import ToolCall
 from glm_edge.chat.messages import ChatInput, Message, MessageRole, ToolDefinition
+from glm_edge.documents import DocumentReader
 from glm_edge.errors import InvalidRequestError
 
 _TEXT_PARTS = ("text", "input_text")
-_ROLE: dict[str, MessageRole] = {"system": "system", "developer": "system", "user": "user",
+# every wire role (protocol.Role) and the chat layer's role it becomes
+CHAT_ROLE: dict[str, MessageRole] = {"system": "system", "developer": "system", "user": "user",
                                  "assistant": "assistant", "tool": "tool", "function": "tool", "observation": "tool"}
 
 
-class FileReader(Protocol):
-    """Reads a ``file`` part into the text the model is given (``glm_edge.documents.DocumentReader``)."""
-
-    def read(self, part: ContentPart, here: str) -> str: ...
-
-
 def chat_input(request: ChatCompletionRequest, model: str = "this model", *, earlier: Sequence[Message] = (),
-               files: FileReader | None = None) -> ChatInput:
+               files: DocumentReader | None = None) -> ChatInput:
     """The chat layer's input: ``earlier`` turns (a stored conversation), then the request's ``history`` and
     ``messages``, and the tools the prompt offers. ``model`` names the model in the errors."""
     return ChatInput(messages=[*earlier, *request_messages(request, model, files)], tools=offered_tools(request))
 
 
 def request_messages(request: ChatCompletionRequest, model: str = "this model",
-                     files: FileReader | None = None) -> list[Message]:
+                     files: DocumentReader | None = None) -> list[Message]:
     """The request's own turns, typed: ``history`` (GLM-API servers' earlier turns), then ``messages``."""
     history = [to_message(m, f"history[{i}]", model, files) for i, m in enumerate(request.history or [])]
     return history + [to_message(m, f"messages[{i}]", model, files) for i, m in enumerate(request.messages)]
@@ -68,9 +64,9 @@ def stored_message(data: dict[str, Any]) -> Message:
     return to_message(ChatMessage.model_validate(data), "stored message", "this model", None)
 
 
-def to_message(message: ChatMessage, where: str, model: str, files: FileReader | None) -> Message:
+def to_message(message: ChatMessage, where: str, model: str, files: DocumentReader | None) -> Message:
     param = where.split("[", 1)[0]
-    role = _ROLE[message.role]
+    role = CHAT_ROLE[message.role]
     content = _text(message.content, where, model, files)
     if role == "assistant":
         legacy = message.function_call
@@ -86,7 +82,7 @@ def to_message(message: ChatMessage, where: str, model: str, files: FileReader |
     return Message(role=role, content=content)
 
 
-def _text(content: str | list[ContentPart] | None, where: str, model: str, files: FileReader | None) -> str | None:
+def _text(content: str | list[ContentPart] | None, where: str, model: str, files: DocumentReader | None) -> str | None:
     """A message's content as one string: a string, null, or its parts (text, and documents read from file parts)
     joined by newlines. The one place that refuses the parts a model cannot read."""
     if content is None or isinstance(content, str):

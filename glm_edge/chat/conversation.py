@@ -82,10 +82,6 @@ def _check_family(family: str) -> None:
         raise ValueError(f"unknown chat family {family!r}; valid: {', '.join(FAMILIES)}")
 
 
-def tool_names(tools: list[ToolDefinition]) -> list[str]:
-    return [t.name for t in tools]
-
-
 def strip_reasoning(content: str) -> str:
     """The visible answer of an earlier assistant turn: the text after the last ``</think>``."""
     if THINK_END in content:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from glm_edge.chat.conversation import to_template_input, tool_names
+from glm_edge.chat.conversation import to_template_input
 from glm_edge.chat.messages import ChatInput
 from glm_edge.chat.template import ChatTemplate
 
@@ -25,4 +25,4 @@ def render_chat_prompt(template: ChatTemplate, family: str, chat: ChatInput, *, 
     template_messages, template_tools = to_template_input(family, chat.messages, chat.tools, model=model)
     prompt = template.render(template_messages, tools=template_tools, add_generation_prompt=add_generation_prompt,
                              bos_token=bos_token, eos_token=eos_token, **extra)
-    return RenderedPrompt(prompt=prompt, tool_names=tool_names(chat.tools))
+    return RenderedPrompt(prompt=prompt, tool_names=[tool.name for tool in chat.tools])
